@@ -1,0 +1,67 @@
+"""ONNX Runtime backend for YOLO-seg models exported by ``rtseg export`` (or by Ultralytics)."""
+
+from __future__ import annotations
+
+import ast
+import logging
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from rtseg.backends.base import ModelInfo
+from rtseg.errors import BackendUnavailable, ModelError
+
+LOGGER = logging.getLogger(__name__)
+
+
+def _info_from_metadata(meta: dict[str, str], path: str) -> ModelInfo:
+    if "rtseg" in meta:
+        return ModelInfo.from_json(meta["rtseg"])
+    try:  # Ultralytics' own export metadata, values written as Python literals
+        names = ast.literal_eval(meta["names"])
+        imgsz = ast.literal_eval(meta["imgsz"])
+        return ModelInfo(names=tuple(names[i] for i in range(len(names))), imgsz=tuple(imgsz),
+                         task=meta.get("task", "segment"), stride=int(meta.get("stride", 32)),
+                         end2end=meta.get("end2end", "False") == "True", dynamic=True)
+    except (KeyError, ValueError, SyntaxError):
+        raise ModelError(f"{path} carries no class names or input size; export it with: "
+                         "rtseg export WEIGHTS --format onnx") from None
+
+
+class OrtBackend:
+    """Runs an ONNX YOLO-seg model on ONNX Runtime (CPU, or CUDA when its provider is installed)."""
+
+    def __init__(self, path: str, *, device: str = "cpu", half: bool = False) -> None:
+        import onnxruntime as ort
+
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise BackendUnavailable("this onnxruntime has no CUDA provider: pip install onnxruntime-gpu, "
+                                         "or use --device cpu")
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self._session = ort.InferenceSession(path, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors on a bad file
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"cannot load {path}: not a valid ONNX model ({reason[:200]})") from None
+        meta = self._session.get_modelmeta().custom_metadata_map
+        info = _info_from_metadata(meta, path)
+        if info.task != "segment":
+            raise ModelError(f"{path} is a {info.task!r} model; rtseg run needs an instance-segmentation model")
+        inp = self._session.get_inputs()[0]
+        dynamic = not all(isinstance(d, int) for d in inp.shape[2:])
+        if not dynamic:
+            info = ModelInfo(info.names, tuple(inp.shape[2:]), info.task, info.stride, info.end2end, dynamic=False)
+        else:
+            info = ModelInfo(info.names, info.imgsz, info.task, info.stride, info.end2end, dynamic=True)
+        self.info = info
+        self._input = inp.name
+        self._fp16 = "float16" in inp.type
+        self.device = torch.device("cpu")
+
+    def infer(self, batch: NDArray[np.float32]) -> tuple[torch.Tensor, torch.Tensor]:
+        x = batch.astype(np.float16) if self._fp16 else batch
+        preds, protos = self._session.run(None, {self._input: x})[:2]
+        return torch.from_numpy(preds).float(), torch.from_numpy(protos).float()

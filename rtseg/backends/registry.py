@@ -1,0 +1,98 @@
+"""One table of model formats. It drives backend selection (``rtseg run``) and export (``rtseg export``)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from rtseg.backends.base import Backend
+from rtseg.errors import BackendUnavailable, ConfigError, ModelError
+
+
+@dataclass(frozen=True)
+class Format:
+    """A model format: which files it covers, which backend runs it, and how to export to it.
+
+    Attributes:
+        name: the ``--format`` / ``--backend`` name.
+        suffixes: model-file suffixes this format reads.
+        backend: ``"module:Class"`` of the backend that runs it (imported only when used).
+        requires: the Python module the backend needs, and the pip package that provides it.
+        exporter: ``"module:function"`` writing this format from PyTorch weights, or None.
+    """
+
+    name: str
+    suffixes: tuple[str, ...]
+    backend: str
+    requires: tuple[str, str]
+    exporter: str | None = None
+
+
+FORMATS: dict[str, Format] = {
+    "torch": Format("torch", (".pt", ".yaml", ".yml"), "rtseg.backends.torch_backend:TorchBackend",
+                    ("ultralytics", "ultralytics")),
+    "onnx": Format("onnx", (".onnx",), "rtseg.backends.ort_backend:OrtBackend", ("onnxruntime", "onnxruntime"),
+                   exporter="rtseg.export:export_onnx"),
+}
+BACKEND_NAMES = {"auto": None, "torch": "torch", "pytorch": "torch", "onnxruntime": "onnx", "ort": "onnx",
+                 "onnx": "onnx"}
+
+
+def _import(ref: str) -> object:
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def format_for(model: str | Path) -> Format:
+    """The format of a model file, from its suffix."""
+    suffix = Path(str(model)).suffix.lower()
+    for fmt in FORMATS.values():
+        if suffix in fmt.suffixes:
+            return fmt
+    if suffix == ".engine":
+        raise ModelError(f"{model}: TensorRT engines are not supported yet; run the .pt or an exported .onnx")
+    known = ", ".join(s for f in FORMATS.values() for s in f.suffixes)
+    raise ModelError(f"{model}: unknown model file type {suffix or '(no suffix)'!r}; rtseg reads {known}")
+
+
+def check_device(device: str, *, half: bool) -> str:
+    """Normalise ``--device`` (``cpu``, ``cuda``, ``cuda:1``, ``0``) and check the machine has it."""
+    device = device.strip().lower()
+    if device.isdigit():
+        device = f"cuda:{device}"
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ConfigError(f"--device {device!r}: expected cpu, cuda, cuda:N or a GPU index")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise BackendUnavailable(f"--device {device}: no CUDA GPU is visible to PyTorch on this machine; "
+                                     "use --device cpu")
+    elif half:
+        raise ConfigError("--half needs a CUDA device (FP16 on CPU is slower, not faster); drop --half")
+    return device
+
+
+def load_backend(model: str | Path, *, backend: str = "auto", device: str = "cpu", half: bool = False) -> Backend:
+    """Load ``model`` with the backend its format (or ``backend``) names.
+
+    Raises:
+        ModelError: the file is missing, corrupt, of an unknown type or of the wrong task.
+        BackendUnavailable: the backend's package or the device is missing.
+        ConfigError: the backend cannot run this model format.
+    """
+    if backend not in BACKEND_NAMES:
+        raise ConfigError(f"--backend {backend!r}: expected one of {', '.join(BACKEND_NAMES)}")
+    fmt = format_for(model)
+    wanted = BACKEND_NAMES[backend]
+    if wanted is not None and wanted != fmt.name:
+        hint = f"; export it first: rtseg export {model} --format {wanted}" if FORMATS[wanted].exporter else ""
+        raise ConfigError(f"--backend {backend} cannot run {Path(str(model)).name} ({fmt.name} format){hint}")
+    module, package = fmt.requires
+    if importlib.util.find_spec(module) is None:
+        raise BackendUnavailable(f"the {fmt.name} backend needs {package}: pip install {package}")
+    device = check_device(device, half=half)
+    cls = _import(fmt.backend)
+    return cls(str(model), device=device, half=half)  # type: ignore[operator]

@@ -1,0 +1,80 @@
+"""PyTorch backend: Ultralytics YOLO-seg weights (``.pt``) or architecture configs (``.yaml``)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from rtseg.backends.base import ModelInfo
+from rtseg.errors import ModelError
+
+LOGGER = logging.getLogger(__name__)
+
+
+def load_yolo(weights: str):  # noqa: ANN201 - returns ultralytics.YOLO, imported lazily
+    """Load Ultralytics weights or a config, turning every failure into a one-line :class:`ModelError`.
+
+    A bare name such as ``yolo26n-seg.pt`` that is not on disk is downloaded by Ultralytics when online.
+    """
+    from ultralytics import YOLO
+
+    path = Path(weights)
+    if not path.exists() and path.parent != Path("."):
+        raise ModelError(f"model file not found: {weights}")
+    try:
+        return YOLO(weights)
+    except ConnectionError:
+        raise ModelError(f"cannot find or download {weights!r} (offline?): download it on a connected machine, "
+                         "or pass a local file with --model PATH") from None
+    except FileNotFoundError:
+        if path.exists():
+            raise
+        raise ModelError(f"model file not found: {weights} (neither a local file nor an Ultralytics model "
+                         "name)") from None
+    except Exception as exc:  # noqa: BLE001 - torch.load / YAML parsing raise many types on a bad file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load {weights}: not a valid Ultralytics checkpoint or config ({reason})") from None
+
+
+class TorchBackend:
+    """Runs a YOLO-seg model through Ultralytics' own PyTorch module (fused, in eval mode).
+
+    YOLO26 models carry a one-to-one head: it is selected, so outputs are final detections (no NMS),
+    matching Ultralytics' ``predict(nms=False)``.
+    """
+
+    def __init__(self, weights: str, *, device: str = "cpu", half: bool = False) -> None:
+        from ultralytics.nn.autobackend import AutoBackend
+
+        yolo = load_yolo(weights)
+        if yolo.task != "segment":
+            raise ModelError(f"{weights} is a {yolo.task!r} model; rtseg run needs an instance-segmentation "
+                             "model (a YOLO '-seg' checkpoint or config)")
+        net = yolo.model
+        head = net.model[-1]
+        end2end = getattr(head, "one2one_cv2", None) is not None
+        self.device = torch.device(device)
+        self._model = AutoBackend(net, device=self.device, fp16=half, fuse=True, verbose=False,
+                                  end2end=True if end2end else None).eval()
+        if end2end and hasattr(net, "set_head_attr"):
+            self._model.model.set_head_attr(max_det=300)
+        args = getattr(net, "args", None) or {}
+        imgsz = args.get("imgsz", 640) if isinstance(args, dict) else 640
+        imgsz = (imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz)
+        self.info = ModelInfo(names=tuple(net.names[i] for i in range(len(net.names))), imgsz=imgsz,
+                              task="segment", stride=int(max(net.stride)), end2end=end2end, dynamic=True)
+        self._half = half
+
+    def infer(self, batch: NDArray[np.float32]) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+        if self._half:
+            x = x.half()
+        with torch.inference_mode():
+            out = self._model(x)
+        first = out[0]
+        preds, protos = (first[0], first[1]) if isinstance(first, (tuple, list)) else (out[0], out[1])
+        return preds.float(), protos.float()

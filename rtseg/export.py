@@ -1,0 +1,74 @@
+"""Export PyTorch YOLO-seg weights to other formats; the format table lives in :mod:`rtseg.backends.registry`.
+
+An exported model carries an ``rtseg`` metadata entry (class names, input size, task, stride, head type)
+so that ``rtseg run --model x.onnx`` needs no side files.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+from rtseg.backends.base import ModelInfo
+from rtseg.backends.registry import FORMATS, _import
+from rtseg.errors import ConfigError, ModelError
+
+LOGGER = logging.getLogger(__name__)
+
+
+def export_onnx(weights: str, *, out: Path | None = None, imgsz: int | None = None, dynamic: bool = True,
+                opset: int | None = None) -> Path:
+    """Export YOLO-seg weights to ONNX with Ultralytics' exporter and add rtseg's metadata.
+
+    Args:
+        weights: a ``.pt`` checkpoint (or ``.yaml`` config, for untrained tests).
+        out: output path; default: beside the weights, with the ``.onnx`` suffix.
+        imgsz: input size; default: the size the weights were trained at.
+        dynamic: accept any input size and batch (rtseg then pads frames only to the stride, as for
+            PyTorch); ``False`` fixes the input at ``imgsz`` x ``imgsz``.
+        opset: ONNX opset; default: Ultralytics' choice.
+    """
+    import onnx
+
+    from rtseg.backends.torch_backend import TorchBackend, load_yolo
+
+    info = TorchBackend(weights).info  # validates file and task, one-line errors
+    size = imgsz or info.imgsz[0]
+    target = Path(out) if out else Path(weights).with_suffix(".onnx")
+    if target.suffix.lower() != ".onnx":
+        raise ConfigError(f"--out {target}: an ONNX export needs the .onnx suffix")
+    if not target.parent.exists():
+        raise ConfigError(f"--out {target}: folder {target.parent} does not exist")
+    with tempfile.TemporaryDirectory(prefix="rtseg-export-") as tmp:
+        local = Path(tmp) / Path(weights).name  # Ultralytics writes beside its input; keep that in a temp dir
+        if Path(weights).exists():
+            shutil.copy(weights, local)
+            source = str(local)
+        else:
+            source = weights
+        yolo = load_yolo(source)
+        kwargs = {"nms": False} if info.end2end else {}  # nms=False keeps YOLO26's NMS-free head
+        try:
+            produced = yolo.export(format="onnx", imgsz=size, dynamic=dynamic, simplify=True, batch=1,
+                                   opset=opset, verbose=False, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - exporter failures come in many types
+            raise ModelError(f"ONNX export of {weights} failed: {str(exc).strip().splitlines()[0]}") from None
+        model = onnx.load(str(produced))
+        meta = ModelInfo(names=info.names, imgsz=(size, size), task=info.task, stride=info.stride,
+                         end2end=info.end2end, dynamic=dynamic)
+        entry = next((p for p in model.metadata_props if p.key == "rtseg"), None) or model.metadata_props.add()
+        entry.key, entry.value = "rtseg", meta.to_json()
+        onnx.save(model, str(target))
+    LOGGER.info("exported %s -> %s", weights, target)
+    return target
+
+
+def export(weights: str, fmt: str, **kwargs: object) -> Path:
+    """Export ``weights`` to ``fmt`` (a key of :data:`rtseg.backends.registry.FORMATS` with an exporter)."""
+    spec = FORMATS.get(fmt)
+    if spec is None or spec.exporter is None:
+        choices = ", ".join(name for name, f in FORMATS.items() if f.exporter)
+        raise ConfigError(f"--format {fmt!r}: rtseg exports to {choices}")
+    return _import(spec.exporter)(weights, **kwargs)  # type: ignore[operator]

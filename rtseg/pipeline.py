@@ -1,0 +1,253 @@
+"""The streaming pipeline: decode -> infer -> post-process + overlay -> sinks, overlapped in threads.
+
+Stages are joined by bounded queues, so memory stays bounded and a slow stage slows its producers
+instead of piling up frames. A file source waits when the queue is full (no frame is lost); a live
+source drops its oldest queued frame instead (latency stays bounded). Sinks run on the calling thread,
+which OpenCV's window needs, and stop requests (Ctrl-C, SIGTERM, ``q`` in the window) are honoured
+between frames, so outputs always end on a whole frame and are finalized.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rtseg.models.yolo_seg import YoloSegModel
+from rtseg.overlay.annotator import Annotator
+from rtseg.sinks.base import Sink, StopRequested
+from rtseg.sources.base import Source
+from rtseg.types import STAGES, Frame, FrameResult
+
+LOGGER = logging.getLogger(__name__)
+_END = object()
+
+
+@dataclass
+class RunSummary:
+    """What a run did: frames, throughput and per-stage latency percentiles (milliseconds)."""
+
+    source: str
+    frames: int = 0
+    dropped: int = 0
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+    stages_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def _percentiles(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    out = {}
+    for name, values in samples.items():
+        if values:
+            arr = np.asarray(values)
+            out[name] = {"mean": float(arr.mean()), "p50": float(np.percentile(arr, 50)),
+                         "p95": float(np.percentile(arr, 95)), "p99": float(np.percentile(arr, 99))}
+    return out
+
+
+class _Stage(threading.Thread):
+    """A worker that records the first exception and stops the run."""
+
+    def __init__(self, name: str, target: Callable[[], None], run: Pipeline) -> None:
+        super().__init__(name=f"rtseg-{name}", daemon=True)
+        self._target_fn, self._run = target, run
+
+    def run(self) -> None:
+        try:
+            self._target_fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
+            self._run.fail(exc)
+
+
+class Pipeline:
+    """One source through one model into several sinks.
+
+    Args:
+        source: where frames come from.
+        model: the model stage.
+        sinks: where results go; the annotated frame is drawn only if one of them needs it.
+        annotator: draws results; None writes the raw frames to image sinks.
+        max_frames: stop after this many frames.
+        queue_size: frames each queue holds between two stages.
+        stop: set it (from a signal handler, say) to end the run after the current frame.
+        on_frame: called on the calling thread after each frame reached every sink.
+    """
+
+    def __init__(self, source: Source, model: YoloSegModel, sinks: Sequence[Sink], *,
+                 annotator: Annotator | None = None, max_frames: int | None = None, queue_size: int = 4,
+                 stop: threading.Event | None = None,
+                 on_frame: Callable[[Frame, FrameResult], None] | None = None) -> None:
+        self.source, self.model, self.sinks = source, model, list(sinks)
+        self.annotator = annotator
+        self.draw = annotator is not None and any(s.needs_image for s in self.sinks)
+        self.max_frames = max_frames
+        self.stop = stop or threading.Event()
+        self.on_frame = on_frame
+        self._decoded: queue.Queue = queue.Queue(maxsize=2 if source.live else queue_size)
+        self._inferred: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._drawn: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._errors: list[BaseException] = []
+        self._halt = threading.Event()  # stop or failure: every thread winds down
+        self.summary = RunSummary(source=source.name)
+        self._fps_ema = 0.0
+
+    def fail(self, exc: BaseException) -> None:
+        self._errors.append(exc)
+        self._halt.set()
+
+    def _put(self, q: queue.Queue, item: object) -> bool:
+        while not self._halt.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _put_latest(self, q: queue.Queue, item: object) -> None:
+        """Live sources: make room by dropping the oldest frame rather than waiting."""
+        while True:
+            try:
+                q.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    q.get_nowait()
+                    self.summary.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def _get(self, q: queue.Queue) -> tuple[object, int]:
+        t0 = time.perf_counter_ns()
+        while not self._halt.is_set():
+            try:
+                return q.get(timeout=0.05), time.perf_counter_ns() - t0
+            except queue.Empty:
+                continue
+        return _END, 0
+
+    def _decode(self) -> None:
+        index = 0
+        while not self._halt.is_set() and (self.max_frames is None or index < self.max_frames):
+            t0 = time.perf_counter_ns()
+            image = self.source.read()
+            if image is None:
+                break
+            t1 = time.perf_counter_ns()
+            ts = index / self.source.fps if not self.source.live else (t1 - self._t_start) / 1e9
+            frame = Frame(index, image, ts, self.source.name)
+            frame.timings.decode_ns, frame.timings.capture_ns = t1 - t0, t1
+            if self.source.live:
+                self._put_latest(self._decoded, frame)
+            elif not self._put(self._decoded, frame):
+                return
+            index += 1
+        self._put(self._decoded, _END)
+
+    def _infer(self) -> None:
+        while True:
+            frame, wait = self._get(self._decoded)
+            if frame is _END:
+                break
+            assert isinstance(frame, Frame)
+            frame.timings.queue_wait_ns += wait
+            t0 = time.perf_counter_ns()
+            prepared = self.model.prepare([frame.image])
+            t1 = time.perf_counter_ns()
+            raw = self.model.infer(prepared)
+            frame.timings.preprocess_ns, frame.timings.infer_ns = t1 - t0, time.perf_counter_ns() - t1
+            if not self._put(self._inferred, (frame, prepared, raw)):
+                return
+        self._put(self._inferred, _END)
+
+    def _postprocess(self) -> None:
+        last_ns = 0
+        while True:
+            item, wait = self._get(self._inferred)
+            if item is _END:
+                break
+            frame, prepared, raw = item  # type: ignore[misc]
+            frame.timings.queue_wait_ns += wait
+            t0 = time.perf_counter_ns()
+            result = self.model.finish(raw, prepared, [frame.index])[0]
+            result = FrameResult(result.frame_index, result.image_hw, result.boxes_xyxy, result.scores,
+                                 result.class_ids, result.masks, frame.timestamp_s, frame.timings)
+            t1 = time.perf_counter_ns()
+            frame.timings.postprocess_ns = t1 - t0
+            annotated = None
+            if self.draw and self.annotator is not None:
+                if last_ns:
+                    rate = 1e9 / max(t1 - last_ns, 1)
+                    self._fps_ema = rate if not self._fps_ema else 0.9 * self._fps_ema + 0.1 * rate
+                last_ns = t1
+                annotated = self.annotator.draw(frame.image, result, fps=self._fps_ema, inplace=True)
+                frame.timings.overlay_ns = time.perf_counter_ns() - t1
+            if not self._put(self._drawn, (frame, annotated, result)):
+                return
+        self._put(self._drawn, _END)
+
+    def run(self) -> RunSummary:
+        """Process the source to its end, ``max_frames``, a stop request or an error; close every sink.
+
+        Raises:
+            RtsegError: from a stage (an unreadable source, a sink that cannot write, ...), after the sinks
+                are closed.
+        """
+        samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "queue_wait", "latency")}
+        self._t_start = time.perf_counter_ns()
+        threads = [_Stage("decode", self._decode, self), _Stage("infer", self._infer, self),
+                   _Stage("post", self._postprocess, self)]
+        for t in threads:
+            t.start()
+        try:
+            while not self.stop.is_set():
+                try:
+                    item = self._drawn.get(timeout=0.05)
+                except queue.Empty:
+                    if self._halt.is_set():
+                        break
+                    continue
+                if item is _END:
+                    break
+                frame, annotated, result = item
+                t0 = time.perf_counter_ns()
+                for sink in self.sinks:
+                    sink.write(frame, annotated, result)
+                t1 = time.perf_counter_ns()
+                frame.timings.encode_ns, frame.timings.done_ns = t1 - t0, t1
+                self.summary.frames += 1
+                for name, ms in frame.timings.as_ms().items():
+                    samples[name].append(ms)
+                if self.on_frame is not None:
+                    self.on_frame(frame, result)
+        except StopRequested:
+            self.stop.set()
+        finally:
+            self.summary.interrupted = self.stop.is_set()
+            self._halt.set()
+            if self.source.live:
+                self.source.close()
+            for t in threads:
+                t.join(timeout=10)
+            self.source.close()
+            self.summary.elapsed_s = (time.perf_counter_ns() - self._t_start) / 1e9
+            self.summary.stages_ms = _percentiles(samples)
+            close_errors = []
+            for sink in self.sinks:
+                try:
+                    sink.close()
+                except Exception as exc:  # noqa: BLE001 - close every sink, report the first failure
+                    close_errors.append(exc)
+        errors = [e for e in self._errors if not isinstance(e, StopRequested)] + close_errors
+        if errors:
+            raise errors[0]
+        return self.summary

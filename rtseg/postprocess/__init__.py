@@ -1,0 +1,1 @@
+"""Post-processing: detections and NMS (:mod:`.nms`), box-local masks (:mod:`.masks`), COCO RLE (:mod:`.rle`)."""

@@ -1,0 +1,78 @@
+"""Letterbox pre-processing: resize keeping aspect ratio, pad to the network input, BGR uint8 -> RGB float.
+
+The geometry follows Ultralytics' ``LetterBox`` exactly (same rounding of the resized size and of the
+padding split), so boxes and masks map back to the frame the same way Ultralytics maps them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+PAD_VALUE = 114
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where a frame sits inside the network input.
+
+    Attributes:
+        image_hw: source frame (height, width).
+        input_hw: padded network input (height, width).
+        resized_hw: size of the resized frame inside the input.
+        top, left: padding above and left of the resized frame, in input pixels.
+    """
+
+    image_hw: tuple[int, int]
+    input_hw: tuple[int, int]
+    resized_hw: tuple[int, int]
+    top: int
+    left: int
+
+    @property
+    def gain_yx(self) -> tuple[float, float]:
+        """Input pixels per frame pixel along y and x."""
+        return self.resized_hw[0] / self.image_hw[0], self.resized_hw[1] / self.image_hw[1]
+
+
+def plan_letterbox(image_hw: tuple[int, int], imgsz: tuple[int, int], *, rect: bool, stride: int = 32) -> Letterbox:
+    """Compute the letterbox for a frame.
+
+    Args:
+        image_hw: frame (height, width).
+        imgsz: target (height, width) the longer side is fitted into.
+        rect: pad only up to the next multiple of ``stride`` (a smaller input, for models that accept any
+            shape) instead of to the full ``imgsz``.
+        stride: the model's largest stride.
+    """
+    h, w = image_hw
+    r = min(imgsz[0] / h, imgsz[1] / w)
+    new_w, new_h = max(round(w * r), 1), max(round(h * r), 1)
+    dw, dh = imgsz[1] - new_w, imgsz[0] - new_h
+    if rect:
+        dw, dh = dw % stride, dh % stride
+    top, bottom = round(dh / 2 - 0.1), round(dh / 2 + 0.1)
+    left, right = round(dw / 2 - 0.1), round(dw / 2 + 0.1)
+    return Letterbox(image_hw=(h, w), input_hw=(new_h + top + bottom, new_w + left + right),
+                     resized_hw=(new_h, new_w), top=top, left=left)
+
+
+def apply_letterbox(image: NDArray[np.uint8], lb: Letterbox) -> NDArray[np.uint8]:
+    """Resize (bilinear) and pad a BGR frame as planned by :func:`plan_letterbox`."""
+    if image.shape[:2] != lb.resized_hw:
+        image = cv2.resize(image, lb.resized_hw[::-1], interpolation=cv2.INTER_LINEAR)
+    bottom = lb.input_hw[0] - lb.resized_hw[0] - lb.top
+    right = lb.input_hw[1] - lb.resized_hw[1] - lb.left
+    if lb.top or bottom or lb.left or right:
+        image = cv2.copyMakeBorder(image, lb.top, bottom, lb.left, right, cv2.BORDER_CONSTANT,
+                                   value=(PAD_VALUE,) * 3)
+    return image
+
+
+def to_input_batch(images: list[NDArray[np.uint8]]) -> NDArray[np.float32]:
+    """Stack letterboxed BGR uint8 (H, W, 3) images into a (B, 3, H, W) float32 RGB batch in [0, 1]."""
+    batch = np.stack(images)[..., ::-1].transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(batch, dtype=np.float32) * np.float32(1 / 255)

@@ -1,0 +1,126 @@
+"""Annotated video file: H.264 through PyAV's libx264 when available, else OpenCV's MPEG-4 Part 2.
+
+OpenCV's pip wheels carry no H.264 encoder, PyAV's do. Odd frame sizes are encoded 4:4:4 to keep the
+exact size (OpenCV's writers silently crop them to even).
+
+The file takes the source's frame rate and size; frames of another size (image folders) are resized to
+the first frame's. ``close()`` finalizes the container, so an interrupted run still leaves a playable file.
+"""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from rtseg.errors import SinkError
+from rtseg.sinks.base import check_writable
+from rtseg.types import Frame, FrameResult
+
+LOGGER = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".m4v", ".avi")
+
+
+class _PyAvWriter:
+    def __init__(self, path: Path, fps: float, size_wh: tuple[int, int]) -> None:
+        import av
+
+        self._container = av.open(str(path), "w")
+        rate = Fraction(fps).limit_denominator(1001)
+        self._stream = self._container.add_stream("libx264", rate=rate)
+        self._stream.width, self._stream.height = size_wh
+        # 4:2:0 needs even sizes; 4:4:4 keeps an odd-sized source's exact size (fewer players support it)
+        even = size_wh[0] % 2 == 0 and size_wh[1] % 2 == 0
+        self._stream.pix_fmt = "yuv420p" if even else "yuv444p"
+        self._stream.options = {"preset": "veryfast", "crf": "23"}
+        self._time_base = 1 / rate
+        self._stream.codec_context.time_base = self._time_base
+        self._av = av
+        self._pts = 0
+        self.codec = "h264"
+
+    def write(self, image: NDArray[np.uint8]) -> None:
+        frame = self._av.VideoFrame.from_ndarray(image, format="bgr24")
+        frame.pts, frame.time_base = self._pts, self._time_base
+        self._pts += 1
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+
+
+class _OpenCvWriter:
+    def __init__(self, path: Path, fps: float, size_wh: tuple[int, int]) -> None:
+        fourcc = "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
+        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size_wh)
+        if not self._writer.isOpened():
+            raise SinkError(f"cannot open a video writer for {path} (codec {fourcc})")
+        self.codec = fourcc
+
+    def write(self, image: NDArray[np.uint8]) -> None:
+        self._writer.write(image)
+
+    def close(self) -> None:
+        self._writer.release()
+
+
+def _h264_available() -> bool:
+    try:
+        import av
+    except ImportError:
+        return False
+    return "libx264" in av.codecs_available
+
+
+class VideoFileSink:
+    """Writes annotated frames to a video file.
+
+    Args:
+        path: output file; ``.mp4``, ``.mkv``, ``.mov`` and ``.m4v`` get H.264 when PyAV's libx264 is
+            installed (MPEG-4 Part 2 otherwise), ``.avi`` gets Motion-JPEG.
+        fps: frame rate, normally the source's.
+    """
+
+    needs_image = True
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path = check_writable(Path(path), what="video")
+        if self.path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise SinkError(f"cannot write video {self.path}: use one of {', '.join(VIDEO_SUFFIXES)}")
+        self.fps = fps
+        self.frames_written = 0
+        self.codec: str | None = None
+        self._writer: _PyAvWriter | _OpenCvWriter | None = None
+        self._size_wh: tuple[int, int] | None = None
+
+    def _open(self, size_wh: tuple[int, int]) -> None:
+        if self.path.suffix.lower() != ".avi" and _h264_available():
+            self._writer = _PyAvWriter(self.path, self.fps, size_wh)
+        else:
+            self._writer = _OpenCvWriter(self.path, self.fps, size_wh)
+        self.codec = self._writer.codec
+        self._size_wh = size_wh
+        LOGGER.info("writing %s (%s, %dx%d, %.2f fps)", self.path, self.codec, *size_wh, self.fps)
+
+    def write(self, frame: Frame, annotated: NDArray[np.uint8] | None, result: FrameResult) -> None:
+        image = annotated if annotated is not None else frame.image
+        size_wh = (int(image.shape[1]), int(image.shape[0]))
+        if self._writer is None:
+            self._open(size_wh)
+        elif size_wh != self._size_wh:
+            image = cv2.resize(image, self._size_wh, interpolation=cv2.INTER_AREA)
+        self._writer.write(np.ascontiguousarray(image))  # type: ignore[union-attr]
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

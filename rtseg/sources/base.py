@@ -1,0 +1,80 @@
+"""The source protocol and :func:`open_source`, which picks a source from what the user typed."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rtseg.errors import SourceError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".m4v", ".webm", ".ts", ".mpg", ".mpeg", ".wmv", ".flv")
+
+
+class Source(Protocol):
+    """Yields BGR frames until it ends.
+
+    Attributes:
+        name: what the user passed (path, URL or camera index).
+        live: frames arrive in real time (camera, stream): a slow consumer should drop the oldest, not wait.
+        fps: frames per second, for timestamps and the output video.
+        frame_count: number of frames, when known in advance.
+    """
+
+    name: str
+    live: bool
+    fps: float
+    frame_count: int | None
+
+    def read(self) -> NDArray[np.uint8] | None:
+        """The next frame, or None at the end."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def open_source(spec: str, *, image_fps: float = 10.0) -> Source:
+    """Open what the user typed as a source.
+
+    A whole number is a camera index; ``rtsp://``, ``http(s)://``, ``udp://``, ``tcp://``, ``rtmp://`` and
+    ``srt://`` are network streams; a folder or a glob pattern is a sequence of images; any other path is
+    a video file (or a single image).
+
+    Raises:
+        SourceError: the path does not exist, the URL scheme is not supported, or it cannot be opened.
+    """
+    from rtseg.sources.images import ImageSource
+    from rtseg.sources.video import VideoSource
+
+    text = str(spec).strip()
+    if text.isdigit():
+        return VideoSource.camera(int(text))
+    if "://" in text:
+        scheme = text.split("://", 1)[0].lower()
+        if scheme not in STREAM_SCHEMES:
+            raise SourceError(f"unsupported URL {text!r}: rtseg reads {', '.join(s + '://' for s in STREAM_SCHEMES)}")
+        finite = scheme in ("http", "https") and Path(text.split("?", 1)[0]).suffix.lower() in VIDEO_SUFFIXES
+        return VideoSource.stream(text, live=not finite)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise SourceError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {text}")
+        return ImageSource(text, files, fps=image_fps)
+    if any(c in text for c in "*?["):
+        files = sorted(Path(p) for p in glob.glob(str(path)) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise SourceError(f"no images match {text!r}")
+        return ImageSource(text, files, fps=image_fps)
+    if not path.exists():
+        raise SourceError(f"no such file: {text}")
+    if not path.is_file():
+        raise SourceError(f"not a file: {text}")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSource(text, [path], fps=image_fps)
+    return VideoSource.file(path)

@@ -1,0 +1,45 @@
+"""A sequence of still images read as frames (a folder, a glob, or one file)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from rtseg.errors import SourceError
+
+LOGGER = logging.getLogger(__name__)
+
+
+class ImageSource:
+    """Reads image files in order; unreadable files are skipped with a warning.
+
+    Frames keep their own size; sinks that need one size (a video file) resize to the first frame's.
+    """
+
+    live = False
+
+    def __init__(self, name: str, files: list[Path], *, fps: float = 10.0) -> None:
+        self.name = name
+        self.fps = float(fps)
+        self._files = list(files)
+        self.frame_count: int | None = len(self._files)
+        self._next = 0
+
+    def read(self) -> NDArray[np.uint8] | None:
+        while self._next < len(self._files):
+            path = self._files[self._next]
+            self._next += 1
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is not None:
+                return image
+            LOGGER.warning("skipping %s: not an image OpenCV can decode", path)
+            if len(self._files) == 1:
+                raise SourceError(f"cannot decode image {path}")
+        return None
+
+    def close(self) -> None:
+        self._next = len(self._files)

@@ -1,0 +1,158 @@
+"""The types that cross stage boundaries: :class:`Frame`, :class:`InstanceMasks`, :class:`FrameResult`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+from numpy.typing import NDArray
+
+STAGES = ("decode", "preprocess", "infer", "postprocess", "overlay", "encode")
+
+
+@dataclass
+class StageTimings:
+    """Per-frame time spent in each stage, and waiting in the queue before it, in nanoseconds."""
+
+    decode_ns: int = 0
+    preprocess_ns: int = 0
+    infer_ns: int = 0
+    postprocess_ns: int = 0
+    overlay_ns: int = 0
+    encode_ns: int = 0
+    queue_wait_ns: int = 0
+    capture_ns: int = 0  # perf_counter_ns() when the frame left the decoder
+    done_ns: int = 0  # perf_counter_ns() when every sink had the frame
+
+    def as_ms(self) -> dict[str, float]:
+        """Stage durations in milliseconds, keyed by stage name (``infer``, ``encode``, ...)."""
+        out = {name: getattr(self, f"{name}_ns") / 1e6 for name in STAGES}
+        out["queue_wait"] = self.queue_wait_ns / 1e6
+        if self.done_ns and self.capture_ns:
+            out["latency"] = (self.done_ns - self.capture_ns) / 1e6
+        return out
+
+
+@dataclass
+class Frame:
+    """One decoded frame.
+
+    Attributes:
+        index: 0-based position in the source.
+        image: (H, W, 3) uint8 BGR pixels, as OpenCV decodes them.
+        timestamp_s: position in the source in seconds (index / fps for files, time since start for live sources).
+        source: the source's name (path, URL or camera index).
+        timings: filled in as the frame moves through the stages.
+    """
+
+    index: int
+    image: NDArray[np.uint8]
+    timestamp_s: float
+    source: str = ""
+    timings: StageTimings = field(default_factory=StageTimings)
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        return int(self.image.shape[0]), int(self.image.shape[1])
+
+
+@dataclass(frozen=True, eq=False)
+class InstanceMasks:
+    """Binary instance masks kept box-local: one crop per instance and where it sits in the frame.
+
+    Keeping crops instead of (N, H, W) full-frame masks makes memory and drawing cost scale with mask
+    area, not with instances x frame size.
+
+    Attributes:
+        crops: N bool arrays; crop ``i`` has shape (h_i, w_i).
+        origins_xy: (N, 2) int32 frame coordinates (x, y) of each crop's top-left pixel.
+    """
+
+    crops: tuple[NDArray[np.bool_], ...]
+    origins_xy: NDArray[np.int32]
+
+    def __post_init__(self) -> None:
+        origins = np.asarray(self.origins_xy, dtype=np.int32).reshape(-1, 2)
+        object.__setattr__(self, "origins_xy", origins)
+        object.__setattr__(self, "crops", tuple(self.crops))
+        if len(self.crops) != len(origins):
+            raise ValueError(f"InstanceMasks: {len(self.crops)} crops but {len(origins)} origins")
+        for i, crop in enumerate(self.crops):
+            if crop.ndim != 2 or crop.dtype != np.bool_:
+                raise ValueError(f"InstanceMasks.crops[{i}]: expected a 2-D bool array, got {crop.dtype} {crop.shape}")
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    @classmethod
+    def empty(cls) -> InstanceMasks:
+        return cls((), np.zeros((0, 2), np.int32))
+
+    def select(self, keep: NDArray[np.bool_] | NDArray[np.intp]) -> InstanceMasks:
+        idx = np.flatnonzero(keep) if np.asarray(keep).dtype == np.bool_ else np.asarray(keep, dtype=np.intp)
+        return InstanceMasks(tuple(self.crops[i] for i in idx), self.origins_xy[idx])
+
+    def areas(self) -> NDArray[np.int64]:
+        """Pixel count of each mask."""
+        return np.array([int(c.sum()) for c in self.crops], dtype=np.int64)
+
+    def to_dense(self, i: int, image_hw: tuple[int, int]) -> NDArray[np.bool_]:
+        """Mask ``i`` as a full (H, W) bool array. For tests and export, not for the per-frame path."""
+        out = np.zeros(image_hw, dtype=np.bool_)
+        crop = self.crops[i]
+        x, y = (int(v) for v in self.origins_xy[i])
+        out[y : y + crop.shape[0], x : x + crop.shape[1]] = crop
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class FrameResult:
+    """Detections for one frame, in source-pixel coordinates (N instances).
+
+    Attributes:
+        frame_index: 0-based index of the frame in its source.
+        image_hw: (height, width) of the source frame.
+        boxes_xyxy: (N, 4) float32 boxes (x1, y1, x2, y2) in frame pixels.
+        scores: (N,) float32 confidences.
+        class_ids: (N,) int32 class indices into the model's names.
+        masks: box-local instance masks, or None for a detection-only result.
+        timestamp_s: position of the frame in its source, in seconds.
+        timings: per-stage timings of this frame.
+    """
+
+    frame_index: int
+    image_hw: tuple[int, int]
+    boxes_xyxy: NDArray[np.float32]
+    scores: NDArray[np.float32]
+    class_ids: NDArray[np.int32]
+    masks: InstanceMasks | None = None
+    timestamp_s: float = 0.0
+    timings: StageTimings = field(default_factory=StageTimings)
+
+    def __post_init__(self) -> None:
+        for name, dtype, tail in (("boxes_xyxy", np.float32, (4,)), ("scores", np.float32, ()),
+                                  ("class_ids", np.int32, ())):
+            value = np.asarray(getattr(self, name), dtype=dtype)
+            if value.ndim != 1 + len(tail) or value.shape[1:] != tail:
+                raise ValueError(f"FrameResult.{name}: expected shape {('N', *tail)}, got {value.shape}")
+            object.__setattr__(self, name, value)
+        n = len(self.boxes_xyxy)
+        for f in fields(self):
+            if f.name in ("scores", "class_ids") and len(getattr(self, f.name)) != n:
+                raise ValueError(f"FrameResult.{f.name}: expected {n} entries, got {len(getattr(self, f.name))}")
+        if self.masks is not None and len(self.masks) != n:
+            raise ValueError(f"FrameResult.masks: expected {n} masks, got {len(self.masks)}")
+
+    def __len__(self) -> int:
+        return len(self.boxes_xyxy)
+
+    @classmethod
+    def empty(cls, frame_index: int, image_hw: tuple[int, int], **kwargs: object) -> FrameResult:
+        return cls(frame_index, image_hw, np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                   np.zeros(0, np.int32), InstanceMasks.empty(), **kwargs)  # type: ignore[arg-type]
+
+    def select(self, keep: NDArray[np.bool_] | NDArray[np.intp]) -> FrameResult:
+        """A result with only the instances picked by a boolean mask or an index array."""
+        return FrameResult(self.frame_index, self.image_hw, self.boxes_xyxy[keep], self.scores[keep],
+                           self.class_ids[keep], None if self.masks is None else self.masks.select(keep),
+                           self.timestamp_s, self.timings)

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+
+from rtseg.errors import SinkError
+from rtseg.overlay.annotator import Annotator
+from rtseg.overlay.palette import color_for
+from rtseg.sinks import ImageFolderSink, JsonlSink, VideoFileSink, check_writable
+from rtseg.types import Frame
+from tests.conftest import count_frames
+from tests.unit.test_types import make_result
+
+
+def test_masks_blend_only_inside_masks() -> None:
+    result = make_result(hw=(40, 60))
+    image = np.full((40, 60, 3), 100, np.uint8)
+    out = Annotator(("a", "b", "c"), alpha=0.5, boxes=False, labels=False).draw(image, result)
+    union = np.zeros((40, 60), bool)
+    for i in range(len(result)):
+        union |= result.masks.to_dense(i, (40, 60))
+    assert (out[~union] == 100).all() and (image == 100).all()  # outside untouched, input not modified
+    expected = (100 * 0.5 + np.array(color_for(0)) * 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(out[1, 1], expected)
+
+
+def test_boxes_and_labels_are_drawn() -> None:
+    result = make_result(hw=(60, 80))
+    out = Annotator(("a", "b", "c"), alpha=0.0, hud=True).draw(np.zeros((60, 80, 3), np.uint8), result, fps=9.5)
+    assert out.any()
+
+
+def test_video_sink_h264_with_source_fps_and_size(tmp_path) -> None:
+    import av
+
+    sink = VideoFileSink(tmp_path / "o.mp4", fps=12.5)
+    result = make_result(hw=(48, 64))
+    for i in range(9):
+        sink.write(Frame(i, np.full((48, 64, 3), i * 20, np.uint8), i / 12.5), None, result)
+    sink.close()
+    assert count_frames(tmp_path / "o.mp4") == (9, (48, 64))
+    with av.open(str(tmp_path / "o.mp4")) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and float(stream.average_rate) == pytest.approx(12.5)
+
+
+@pytest.mark.parametrize(("name", "hw", "codec"), [("odd.mp4", (47, 63), "h264"), ("o.avi", (48, 64), "MJPG")])
+def test_video_sink_odd_size_and_avi_keep_the_size(tmp_path, name, hw, codec) -> None:
+    sink = VideoFileSink(tmp_path / name, fps=10)
+    for i in range(4):
+        sink.write(Frame(i, np.zeros((*hw, 3), np.uint8), 0.0), None, make_result(hw=hw))
+    sink.close()
+    assert sink.codec == codec and count_frames(tmp_path / name) == (4, hw)
+
+
+def test_video_sink_resizes_frames_of_another_size(tmp_path) -> None:
+    sink = VideoFileSink(tmp_path / "o.mp4", fps=10)
+    for hw in ((48, 64), (100, 30), (48, 64)):
+        sink.write(Frame(0, np.zeros((*hw, 3), np.uint8), 0.0), None, make_result(hw=hw))
+    sink.close()
+    assert count_frames(tmp_path / "o.mp4") == (3, (48, 64))
+
+
+@pytest.mark.parametrize(("name", "message"), [("no/such/o.mp4", "does not exist"), (".", "it is a folder")])
+def test_check_writable(tmp_path, name, message) -> None:
+    with pytest.raises(SinkError, match=message):
+        check_writable(tmp_path / name)
+
+
+def test_video_sink_rejects_unknown_suffix(tmp_path) -> None:
+    with pytest.raises(SinkError, match="use one of"):
+        VideoFileSink(tmp_path / "o.gif", fps=10)
+
+
+def test_jsonl_record_masks_decode_to_the_instance_masks(tmp_path) -> None:
+    result = make_result(hw=(40, 60))
+    sink = JsonlSink(tmp_path / "r.jsonl", ("a", "b", "c"))
+    sink.write(Frame(7, np.zeros((40, 60, 3), np.uint8), 0.7, "src"), None, result)
+    sink.close()
+    record = json.loads((tmp_path / "r.jsonl").read_text())
+    assert record["frame"] == 7 and record["timestamp_s"] == 0.7 and record["source"] == "src"
+    assert [d["class_name"] for d in record["detections"]] == ["a", "b", "c"]
+    for i, det in enumerate(record["detections"]):
+        decoded = mask_utils.decode({"size": det["mask"]["size"], "counts": det["mask"]["counts"].encode()})
+        np.testing.assert_array_equal(decoded.astype(bool), result.masks.to_dense(i, (40, 60)))
+        assert det["box_xyxy"] == pytest.approx(result.boxes_xyxy[i].tolist())
+
+
+def test_image_folder_sink(tmp_path) -> None:
+    sink = ImageFolderSink(tmp_path / "new" / "frames")
+    sink.write(Frame(7, np.zeros((8, 8, 3), np.uint8), 0.0), None, make_result(hw=(8, 8), n=0))
+    assert (tmp_path / "new" / "frames" / "frame_000007.jpg").is_file()

@@ -1,0 +1,131 @@
+"""The threaded pipeline with a stub backend: ordering, drop policy, stop, error propagation, timings."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from rtseg.backends.base import ModelInfo
+from rtseg.errors import SinkError
+from rtseg.models.yolo_seg import YoloSegModel
+from rtseg.overlay.annotator import Annotator
+from rtseg.pipeline import Pipeline
+from rtseg.sinks.base import NullSink
+
+
+class StubBackend:
+    """An end-to-end head that always finds one class-1 object at input pixels (8, 8)-(40, 40)."""
+
+    info = ModelInfo(names=("a", "b"), imgsz=(64, 64), end2end=True, dynamic=True)
+    device = torch.device("cpu")
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+
+    def infer(self, batch):  # noqa: ANN001, ANN201
+        time.sleep(self.delay_s)
+        b, _, h, w = batch.shape
+        preds = torch.zeros((b, 300, 6 + 2))
+        preds[:, 0] = torch.tensor([8.0, 8.0, 40.0, 40.0, 0.9, 1.0, 1.0, 1.0])
+        return preds, torch.ones((b, 2, h // 4, w // 4))
+
+
+class ListSource:
+    def __init__(self, n: int, live: bool = False, delay_s: float = 0.0) -> None:
+        self.name, self.live, self.fps, self.frame_count = "list", live, 10.0, n
+        self._left, self.delay_s, self.closed = n, delay_s, False
+
+    def read(self):  # noqa: ANN201
+        if self._left <= 0 or self.closed:
+            return None
+        time.sleep(self.delay_s)
+        self._left -= 1
+        return np.full((64, 64, 3), self._left % 255, np.uint8)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class RecordingSink:
+    needs_image = True
+
+    def __init__(self, delay_s: float = 0.0, fail_at: int | None = None) -> None:
+        self.indices, self.images, self.closed = [], [], False
+        self.delay_s, self.fail_at = delay_s, fail_at
+
+    def write(self, frame, annotated, result) -> None:  # noqa: ANN001
+        if self.fail_at is not None and len(self.indices) == self.fail_at:
+            raise SinkError("disk full")
+        time.sleep(self.delay_s)
+        self.indices.append(result.frame_index)
+        self.images.append(annotated)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def model() -> YoloSegModel:
+    return YoloSegModel(StubBackend(), conf=0.25)
+
+
+def test_file_source_keeps_every_frame_in_order() -> None:
+    sink = RecordingSink(delay_s=0.002)
+    summary = Pipeline(ListSource(40), model(), [sink], annotator=Annotator(("a", "b"))).run()
+    assert sink.indices == list(range(40)) and sink.closed
+    assert summary.frames == 40 and summary.dropped == 0 and not summary.interrupted
+    assert set(summary.stages_ms) >= {"decode", "preprocess", "infer", "postprocess", "overlay", "encode"}
+    assert sink.images[0] is not None and sink.images[0][20, 20].tolist() != [39, 39, 39]  # drawn
+
+
+def test_live_source_drops_oldest_when_consumer_is_slow() -> None:
+    sink = RecordingSink(delay_s=0.02)
+    summary = Pipeline(ListSource(60, live=True, delay_s=0.001), model(), [sink]).run()
+    assert summary.dropped > 0 and summary.frames + summary.dropped == 60
+    assert sink.indices == sorted(sink.indices)  # still in order, with gaps
+
+
+def test_max_frames_and_results_carry_timings() -> None:
+    seen = []
+    Pipeline(ListSource(10), model(), [NullSink()], max_frames=4, on_frame=lambda f, r: seen.append(r)).run()
+    assert [r.frame_index for r in seen] == [0, 1, 2, 3]
+    assert all(r.timings.infer_ns > 0 and len(r) == 1 for r in seen)
+    assert seen[0].boxes_xyxy.tolist() == [[8.0, 8.0, 40.0, 40.0]] and seen[0].class_ids.tolist() == [1]
+
+
+def test_stop_event_ends_the_run_and_closes_sinks() -> None:
+    stop = threading.Event()
+    sink = RecordingSink()
+
+    def stop_after_five(frame, result) -> None:  # noqa: ANN001
+        if result.frame_index == 4:
+            stop.set()
+
+    summary = Pipeline(ListSource(1000), model(), [sink], stop=stop, on_frame=stop_after_five).run()
+    assert summary.interrupted and sink.indices == [0, 1, 2, 3, 4] and sink.closed
+
+
+def test_sink_error_propagates_after_closing_every_sink() -> None:
+    failing, other = RecordingSink(fail_at=3), RecordingSink()
+    with pytest.raises(SinkError, match="disk full"):
+        Pipeline(ListSource(20), model(), [other, failing]).run()
+    assert failing.closed and other.closed and failing.indices == [0, 1, 2]
+
+
+def test_stage_error_propagates() -> None:
+    class Broken(StubBackend):
+        def infer(self, batch):  # noqa: ANN001, ANN201
+            raise RuntimeError("kernel exploded")
+
+    with pytest.raises(RuntimeError, match="kernel exploded"):
+        Pipeline(ListSource(5), YoloSegModel(Broken()), [NullSink()]).run()
+
+
+def test_no_drawing_when_no_sink_needs_images() -> None:
+    sink = RecordingSink()
+    sink.needs_image = False
+    Pipeline(ListSource(3), model(), [sink], annotator=Annotator(("a", "b"))).run()
+    assert sink.images == [None, None, None]

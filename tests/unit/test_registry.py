@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import pytest
+
+from rtseg.backends.base import ModelInfo
+from rtseg.backends.registry import FORMATS, check_device, format_for, load_backend
+from rtseg.errors import ConfigError, ModelError
+from rtseg.export import export
+
+
+@pytest.mark.parametrize(("name", "fmt"), [("a.pt", "torch"), ("b.YAML", "torch"), ("c.onnx", "onnx")])
+def test_format_from_suffix(name, fmt) -> None:
+    assert format_for(name) is FORMATS[fmt]
+
+
+@pytest.mark.parametrize(("name", "message"), [("m.engine", "TensorRT"), ("m.tflite", "unknown model file type"),
+                                               ("weights", "no suffix")])
+def test_unknown_formats(name, message) -> None:
+    with pytest.raises(ModelError, match=message):
+        format_for(name)
+
+
+def test_backend_must_fit_the_file() -> None:
+    with pytest.raises(ConfigError, match="rtseg export m.pt --format onnx"):
+        load_backend("m.pt", backend="onnxruntime")
+    with pytest.raises(ConfigError, match="expected one of"):
+        load_backend("m.pt", backend="tensorflow")
+
+
+@pytest.mark.parametrize(("device", "half", "error"), [("tpu", False, ConfigError), ("cpu", True, ConfigError)])
+def test_device_checks(device, half, error) -> None:
+    with pytest.raises(error):
+        check_device(device, half=half)
+
+
+def test_export_format_checked() -> None:
+    with pytest.raises(ConfigError, match="rtseg exports to onnx"):
+        export("m.pt", "tflite")
+
+
+def test_model_info_json_round_trip() -> None:
+    info = ModelInfo(names=("a", "b"), imgsz=(320, 480), stride=32, end2end=True, dynamic=False)
+    assert ModelInfo.from_json(info.to_json()) == info
+
+
+def test_yaml_config_builds_an_untrained_model() -> None:
+    backend = load_backend("yolo11n-seg.yaml")
+    assert len(backend.info.names) == 80 and backend.info.imgsz == (640, 640) and not backend.info.end2end
+    assert load_backend("yolo26n-seg.yaml").info.end2end
