@@ -236,14 +236,8 @@ def _run(sources: list[str], *, model: str, out: Path | None, jsonl: Path | None
                            "frame", err=True)
                 for src in opened:
                     src.close()
-                return 130 if stopper.event.is_set() and not _window_quit(sinks) else 0
+                return 0 if summary.user_quit else 130
     return 0
-
-
-def _window_quit(sinks: list) -> bool:  # noqa: ANN001
-    from rtseg.sinks import WindowSink
-
-    return any(isinstance(s, WindowSink) for s in sinks)
 
 
 def _progress(total: int | None, desc: str, quiet: bool):  # noqa: ANN202

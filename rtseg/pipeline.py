@@ -36,7 +36,8 @@ class RunSummary:
     frames: int = 0
     dropped: int = 0
     elapsed_s: float = 0.0
-    interrupted: bool = False
+    interrupted: bool = False  # ended early: a stop request or the window was closed
+    user_quit: bool = False  # the window was closed (q, Esc)
     stages_ms: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
@@ -230,9 +231,9 @@ class Pipeline:
                 if self.on_frame is not None:
                     self.on_frame(frame, result)
         except StopRequested:
-            self.stop.set()
+            self.summary.user_quit = True
         finally:
-            self.summary.interrupted = self.stop.is_set()
+            self.summary.interrupted = self.stop.is_set() or self.summary.user_quit
             self._halt.set()
             if self.source.live:
                 self.source.close()

@@ -129,3 +129,31 @@ def test_no_drawing_when_no_sink_needs_images() -> None:
     sink.needs_image = False
     Pipeline(ListSource(3), model(), [sink], annotator=Annotator(("a", "b"))).run()
     assert sink.images == [None, None, None]
+
+
+def test_window_quit_ends_the_run_without_error(monkeypatch) -> None:
+    import cv2
+
+    from rtseg.sinks.window import WindowSink
+
+    keys = iter([-1, -1, ord("q")])
+    shown = []
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.setattr(cv2, "namedWindow", lambda *a: None)
+    monkeypatch.setattr(cv2, "imshow", lambda title, image: shown.append(image.shape))
+    monkeypatch.setattr(cv2, "waitKey", lambda ms: next(keys))
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda *a: 1.0)
+    monkeypatch.setattr(cv2, "destroyWindow", lambda *a: None)
+    other = RecordingSink()
+    summary = Pipeline(ListSource(50), model(), [other, WindowSink()], annotator=Annotator(("a", "b"))).run()
+    assert summary.user_quit and summary.interrupted and summary.frames == 2
+    assert len(shown) == 3 and other.indices == [0, 1, 2] and other.closed
+
+
+def test_window_without_display_is_a_clear_error(monkeypatch) -> None:
+    from rtseg.sinks.window import WindowSink
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(SinkError, match="needs a display"):
+        WindowSink()

@@ -1,0 +1,147 @@
+"""End-to-end FPS of ``rtseg run`` (writing an annotated video) vs Ultralytics ``predict(save=True)``.
+
+Same weights, same 1280x720 video, same imgsz / conf / iou, same machine, measured side by side in one
+run. Model loading is outside the timed region for both; each contender first processes a few frames
+to warm up. Results go to ``benchmarks/results/run_vs_ultralytics.json`` and a Markdown table.
+
+Usage:
+    python benchmarks/run_vs_ultralytics.py [--video V] [--weights W] [--imgsz 640] [--frames 150]
+
+Without ``--video`` it uses ``../shared/data/videos/people_walking_highangle.avi`` (1280x720) when
+present, else a 1280x720 clip generated from Ultralytics' sample photos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "videos" / "people_walking_highangle.avi"
+
+
+def clip_720p(path: Path, frames: int) -> Path:
+    from ultralytics.utils import ASSETS
+
+    images = [cv2.resize(cv2.imread(str(p)), (1280, 720)) for p in sorted(Path(ASSETS).glob("*.jpg"))]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (1280, 720))
+    for i in range(frames):
+        shift = np.roll(images[(i // 50) % len(images)], 4 * (i % 50), axis=1)
+        writer.write(shift)
+    writer.release()
+    return path
+
+
+def trim(video: Path, frames: int, out: Path) -> Path:
+    """The first ``frames`` frames, re-encoded losslessly enough (MJPEG), so both read the same input."""
+    cap = cv2.VideoCapture(str(video))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25
+    fps = 25.0 if fps > 30 else fps  # people_walking_highangle.avi announces 50 fps, really 25
+    writer = None
+    for _ in range(frames):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if writer is None:
+            writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), fps, frame.shape[1::-1])
+        writer.write(frame)
+    writer.release()
+    return out
+
+
+def bench_rtseg(model_path: str, video: Path, imgsz: int, out: Path, warmup: int) -> dict:
+    from rtseg.backends.registry import load_backend
+    from rtseg.models.yolo_seg import YoloSegModel
+    from rtseg.overlay.annotator import Annotator
+    from rtseg.pipeline import Pipeline
+    from rtseg.sinks import VideoFileSink
+    from rtseg.sources import open_source
+
+    model = YoloSegModel(load_backend(model_path), imgsz=imgsz, conf=0.25, iou=0.7)
+    annotator = Annotator(model.names, hud=True)
+    Pipeline(open_source(str(video)), model, [VideoFileSink(out, fps=25)], annotator=annotator,
+             max_frames=warmup).run()
+    source = open_source(str(video))
+    t0 = time.perf_counter()
+    summary = Pipeline(source, model, [VideoFileSink(out, fps=source.fps)], annotator=annotator).run()
+    elapsed = time.perf_counter() - t0
+    return {"frames": summary.frames, "seconds": elapsed, "fps": summary.frames / elapsed,
+            "stages_ms_p50": {k: round(v["p50"], 2) for k, v in summary.stages_ms.items()}}
+
+
+def bench_ultralytics(weights: str, video: Path, imgsz: int, save: bool, project: Path, warmup: int) -> dict:
+    from ultralytics import YOLO
+
+    model = YOLO(weights)
+    kwargs = {"imgsz": imgsz, "conf": 0.25, "iou": 0.7, "verbose": False, "stream": True, "save": save,
+              "project": str(project), "name": "u", "exist_ok": True}
+    for i, _ in enumerate(model.predict(str(video), **kwargs)):
+        if i + 1 >= warmup:
+            break
+    t0 = time.perf_counter()
+    n = sum(1 for _ in model.predict(str(video), **kwargs))
+    elapsed = time.perf_counter() - t0
+    return {"frames": n, "seconds": elapsed, "fps": n / elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--video", type=Path, default=None)
+    parser.add_argument("--weights", default=str(ROOT / "rtseg" / "assets" / "yolo11n-seg-coco128.pt"))
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "run_vs_ultralytics.json")
+    args = parser.parse_args()
+
+    import torch
+
+    from rtseg.export import export_onnx
+
+    with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp:
+        tmp = Path(tmp)
+        source = args.video or (DEFAULT_VIDEO if DEFAULT_VIDEO.exists() else None)
+        video = trim(source, args.frames, tmp / "input.avi") if source else clip_720p(tmp / "input.avi",
+                                                                                     args.frames)
+        cap = cv2.VideoCapture(str(video))
+        size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        cap.release()
+        onnx_path = export_onnx(args.weights, out=tmp / "model.onnx")
+        rows = {
+            "ultralytics predict(save=True)": bench_ultralytics(args.weights, video, args.imgsz, True, tmp,
+                                                                args.warmup),
+            "rtseg run, PyTorch backend": bench_rtseg(args.weights, video, args.imgsz, tmp / "r_pt.mp4",
+                                                      args.warmup),
+            "rtseg run, ONNX Runtime backend": bench_rtseg(str(onnx_path), video, args.imgsz,
+                                                           tmp / "r_ort.mp4", args.warmup),
+            "ultralytics predict(save=False)": bench_ultralytics(args.weights, video, args.imgsz, False, tmp,
+                                                                 args.warmup),
+        }
+    base = rows["ultralytics predict(save=True)"]["fps"]
+    for row in rows.values():
+        row["vs_ultralytics_save"] = round(row["fps"] / base, 2)
+    report = {"video": str(source or "generated 1280x720 clip"), "size_wh": size, "frames": args.frames,
+              "imgsz": args.imgsz, "weights": Path(args.weights).name, "device": "cpu",
+              "machine": {"cpu_count": __import__("os").cpu_count(), "platform": platform.platform(),
+                          "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
+              "results": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    lines = [f"{'contender':<34}{'FPS':>8}{'x ultralytics(save)':>22}"]
+    lines += [f"{name:<34}{row['fps']:>8.2f}{row['vs_ultralytics_save']:>22.2f}" for name, row in rows.items()]
+    table = "\n".join(lines)
+    args.out.with_suffix(".md").write_text(
+        f"# rtseg run vs Ultralytics predict\n\n{size[0]}x{size[1]}, {args.frames} frames, imgsz {args.imgsz}, "
+        f"{Path(args.weights).name}, CPU ({report['machine']['cpu_count']} cores)\n\n```\n{table}\n```\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
