@@ -18,6 +18,7 @@ import signal  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Annotated, Optional  # noqa: E402
 
@@ -114,6 +115,38 @@ def _print_summary(summary, outputs: list[str]) -> None:  # noqa: ANN001
     typer.echo("\n".join(lines), err=True)
 
 
+@dataclass
+class RunOptions:
+    """Everything ``rtseg run`` and ``rtseg demo`` pass to :func:`_run`."""
+
+    model: str = ""
+    semantic: str = ""
+    out: Path | None = None
+    jsonl: Path | None = None
+    show: bool = False
+    save_frames: Path | None = None
+    save_labels: Path | None = None
+    imgsz: int | None = None
+    semantic_imgsz: int | None = None
+    conf: float = 0.25
+    iou: float = 0.7
+    classes: str | None = None
+    device: str = "cpu"
+    backend: str = "auto"
+    half: bool = False
+    max_frames: int | None = None
+    hud: bool = True
+    alpha: float = 0.45
+    semantic_alpha: float = 0.35
+    quality: str = "fast"
+    pad: int = 0
+    morph_open: int = 0
+    morph_close: int = 0
+    min_area: int = 0
+    image_fps: float = 10.0
+    quiet: bool = False
+
+
 @app.command()
 def run(
     sources: Annotated[list[str], typer.Argument(
@@ -121,28 +154,50 @@ def run(
              "(rtsp://, http(s)://, udp://, tcp://). Several are processed one after another.",
         show_default=False)],
     model: Annotated[str, typer.Option("--model", "-m", help="YOLO-seg weights (.pt), architecture config "
-                                       "(.yaml) or exported model (.onnx). Names such as yolo26n-seg.pt download "
-                                       "when online. Default: rtseg's bundled nano model.")] = "",
+                                       "(.yaml) or exported model (.onnx); or a semantic model, for a "
+                                       "semantic-only run. Names such as yolo26n-seg.pt download when online. "
+                                       "Default: rtseg's bundled nano model.")] = "",
+    semantic: Annotated[str, typer.Option("--semantic", "-s", help="Semantic model drawn under the instances "
+                                          "(combined mode; both models run concurrently): an rtseg semantic "
+                                          "checkpoint or .onnx, a YOLO '-sem' model, or a torchvision name "
+                                          "such as deeplabv3_mobilenet_v3_large.COCO_WITH_VOC_LABELS_V1 "
+                                          "(downloads when online).")] = "",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Annotated video (.mp4/.mkv/.mov: H.264 "
                                                  "when available; .avi: MJPEG).")] = None,
     jsonl: Annotated[Optional[Path], typer.Option(help="JSON Lines, one record per frame: boxes, scores, "
-                                                   "classes, masks as COCO RLE.")] = None,
+                                                   "classes, masks as COCO RLE, semantic classes.")] = None,
     show: Annotated[bool, typer.Option("--show", help="Live window; q or Esc quits.")] = False,
     save_frames: Annotated[Optional[Path], typer.Option(help="Folder for annotated frames as JPEG.")] = None,
+    save_labels: Annotated[Optional[Path], typer.Option(help="Folder for semantic label maps (PNG, pixel = "
+                                                         "class id) and classes.json.")] = None,
     imgsz: Annotated[Optional[int], typer.Option(help="Inference size (longer side). Default: the model's "
                                                   "own. Larger finds smaller objects, slower.")] = None,
+    semantic_imgsz: Annotated[Optional[int], typer.Option(help="Inference size of the --semantic model. "
+                                                           "Default: its own.")] = None,
     conf: Annotated[float, typer.Option(help="Minimum detection score.")] = 0.25,
     iou: Annotated[float, typer.Option(help="NMS IoU: overlapping same-class boxes above it are merged "
                                         "(no effect on NMS-free YOLO26).")] = 0.7,
     classes: Annotated[Optional[str], typer.Option(help="Keep only these classes: ids or names, "
                                                     "comma-separated ('0,16' or 'person,dog').")] = None,
+    quality: Annotated[str, typer.Option("--semantic-quality", help="fast: argmax at model resolution, "
+                                         "labels resized to the frame (cheap); high: logits upsampled "
+                                         "bilinearly before the argmax (smooth edges, slower).")] = "fast",
+    pad: Annotated[int, typer.Option(min=0, help="Reflect-pad frames by this many pixels before the "
+                                     "semantic model, so labels do not fray at the frame edges.")] = 0,
+    morph_open: Annotated[int, typer.Option(min=0, help="Morphological opening (kernel px) of masks and "
+                                            "labels: removes specks thinner than it.")] = 0,
+    morph_close: Annotated[int, typer.Option(min=0, help="Morphological closing (kernel px): fills holes "
+                                             "and gaps narrower than it.")] = 0,
+    min_area: Annotated[int, typer.Option(min=0, help="Drop mask and label regions smaller than this many "
+                                          "pixels.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or a GPU index.")] = "cpu",
     backend: Annotated[str, typer.Option(help="auto (from the model file), torch or onnxruntime.")] = "auto",
     half: Annotated[bool, typer.Option("--half", help="FP16 inference (CUDA only).")] = False,
     max_frames: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many frames per "
                                                        "source.")] = None,
     hud: Annotated[bool, typer.Option("--hud/--no-hud", help="Draw frame index and FPS.")] = True,
-    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Mask opacity.")] = 0.45,
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Instance mask opacity.")] = 0.45,
+    semantic_alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Semantic colour opacity.")] = 0.35,
     image_fps: Annotated[float, typer.Option(help="Frame rate given to image folders in the output "
                                               "video.")] = 10.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
@@ -158,13 +213,17 @@ def run(
       rtseg run 0 --show --model yolo26n-seg.pt
       rtseg run rtsp://cam.local/stream --jsonl events.jsonl --classes person
       rtseg run 'frames/*.jpg' --save-frames annotated/ --model best.onnx
+      rtseg run drone.mp4 --model deeplab.pt --save-labels labels/          (semantic only)
+      rtseg run street.mp4 --model yolo.pt --semantic deeplab.pt -o both.mp4 (combined)
     """
     _setup_logging(verbose)
+    opts = RunOptions(model=model, semantic=semantic, out=out, jsonl=jsonl, show=show, save_frames=save_frames,
+                      save_labels=save_labels, imgsz=imgsz, semantic_imgsz=semantic_imgsz, conf=conf, iou=iou,
+                      classes=classes, device=device, backend=backend, half=half, max_frames=max_frames, hud=hud,
+                      alpha=alpha, semantic_alpha=semantic_alpha, quality=quality, pad=pad, morph_open=morph_open,
+                      morph_close=morph_close, min_area=min_area, image_fps=image_fps, quiet=quiet)
     try:
-        code = _run(sources, model=model or str(DEFAULT_MODEL), out=out, jsonl=jsonl, show=show,
-                    save_frames=save_frames, imgsz=imgsz, conf=conf, iou=iou, classes=classes, device=device,
-                    backend=backend, half=half, max_frames=max_frames, hud=hud, alpha=alpha,
-                    image_fps=image_fps, quiet=quiet)
+        code = _run(sources, opts)
     except RtsegError as exc:
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:
@@ -173,44 +232,77 @@ def run(
         raise typer.Exit(code)
 
 
-def _run(sources: list[str], *, model: str, out: Path | None, jsonl: Path | None, show: bool,
-         save_frames: Path | None, imgsz: int | None, conf: float, iou: float, classes: str | None, device: str,
-         backend: str, half: bool, max_frames: int | None, hud: bool, alpha: float, image_fps: float,
-         quiet: bool) -> int:
-    from rtseg.backends.registry import load_backend
-    from rtseg.models.yolo_seg import YoloSegModel
+def _load_models(opts: RunOptions):  # noqa: ANN202 - (YoloSegModel | None, SemanticModel | None)
+    from rtseg.backends.registry import load_backend, model_task
+
+    instance_spec, semantic_spec = opts.model or str(DEFAULT_MODEL), opts.semantic
+    if opts.model and not opts.semantic and model_task(opts.model) == "semantic":
+        instance_spec, semantic_spec = "", opts.model  # semantic-only run
+    elif semantic_spec and model_task(semantic_spec) != "semantic":
+        raise ConfigError(f"--semantic {semantic_spec}: not a semantic-segmentation model (pass instance "
+                          "models with --model)")
+    if not semantic_spec and opts.save_labels:
+        raise ConfigError("--save-labels needs a semantic model (--semantic, or a semantic --model)")
+    seg = sem = None
+    morph = {"open_px": opts.morph_open, "close_px": opts.morph_close, "min_area": opts.min_area}
+    if instance_spec:
+        from rtseg.models.yolo_seg import YoloSegModel
+
+        net = load_backend(instance_spec, backend=opts.backend, device=opts.device, half=opts.half)
+        seg = YoloSegModel(net, imgsz=opts.imgsz, conf=opts.conf, iou=opts.iou,
+                           classes=_parse_classes(opts.classes, net.info.names), **morph)
+    if semantic_spec:
+        from rtseg.backends.registry import check_device
+        from rtseg.backends.semantic_backend import load_semantic_backend
+        from rtseg.models.semantic import SemanticModel
+
+        device = check_device(opts.device, half=opts.half)
+        sem = SemanticModel(load_semantic_backend(semantic_spec, device=device, half=opts.half),
+                            imgsz=opts.semantic_imgsz if seg is not None else (opts.semantic_imgsz or opts.imgsz),
+                            quality=opts.quality, pad=opts.pad, **morph)
+    return seg, sem
+
+
+def _run(sources: list[str], opts: RunOptions) -> int:
     from rtseg.overlay.annotator import Annotator
     from rtseg.pipeline import Pipeline
-    from rtseg.sinks import ImageFolderSink, JsonlSink, VideoFileSink, WindowSink, check_writable
+    from rtseg.sinks import ImageFolderSink, JsonlSink, LabelMapSink, VideoFileSink, WindowSink, check_writable
     from rtseg.sources import open_source
 
     many = len(sources) > 1
-    if not (out or jsonl or show or save_frames):
+    out = opts.out
+    if not (out or opts.jsonl or opts.show or opts.save_frames or opts.save_labels):
         out = Path(f"{_source_tag(sources[0]) if not many else 'rtseg'}_rtseg.mp4")
-    for path, what in ((out, "video"), (jsonl, "JSONL")):  # fail before the model loads
+    for path, what in ((out, "video"), (opts.jsonl, "JSONL")):  # fail before the model loads
         if path is not None:
             check_writable(path, what=what)
-    opened = [open_source(s, image_fps=image_fps) for s in sources]  # every source checked up front
+    opened = [open_source(s, image_fps=opts.image_fps) for s in sources]  # every source checked up front
     try:
-        net = load_backend(model, backend=backend, device=device, half=half)
-        seg = YoloSegModel(net, imgsz=imgsz, conf=conf, iou=iou, classes=_parse_classes(classes, net.info.names))
+        seg, sem = _load_models(opts)
     except BaseException:
         for src in opened:
             src.close()
         raise
-    annotator = Annotator(seg.names, alpha=alpha, hud=hud)
+    names = seg.names if seg is not None else ()
+    sem_names = sem.names if sem is not None else ()
+    sem_palette = sem.info.palette_bgr if sem is not None else ()
+    annotator = Annotator(names, alpha=opts.alpha, hud=opts.hud, semantic_names=sem_names,
+                          semantic_palette=sem_palette, semantic_alpha=opts.semantic_alpha)
     with _StopOnSignal() as stopper:
         for spec, source in zip(sources, opened):
             tag = _source_tag(spec)
-            sinks, outputs = [], []
+            sinks: list = []
             try:
                 if out is not None:
                     sinks.append(VideoFileSink(_suffixed(out, tag, many), fps=source.fps))  # type: ignore[arg-type]
-                if jsonl is not None:
-                    sinks.append(JsonlSink(_suffixed(jsonl, tag, many), seg.names))  # type: ignore[arg-type]
-                if save_frames is not None:
-                    sinks.append(ImageFolderSink(save_frames / tag if many else save_frames))
-                if show:
+                if opts.jsonl is not None:
+                    sinks.append(JsonlSink(_suffixed(opts.jsonl, tag, many), names, sem_names))  # type: ignore[arg-type]
+                if opts.save_frames is not None:
+                    sinks.append(ImageFolderSink(opts.save_frames / tag if many else opts.save_frames))
+                if opts.save_labels is not None:
+                    sinks.append(LabelMapSink(opts.save_labels / tag if many else opts.save_labels, sem_names,
+                                              sem_palette))
+                if opts.show:
                     sinks.append(WindowSink(f"rtseg - {spec}"))
             except BaseException:
                 for sink in sinks:
@@ -220,16 +312,17 @@ def _run(sources: list[str], *, model: str, out: Path | None, jsonl: Path | None
                 raise
             outputs = [str(getattr(s, "path", getattr(s, "folder", ""))) for s in sinks
                        if hasattr(s, "path") or hasattr(s, "folder")]
-            total = min(filter(None, (source.frame_count, max_frames)), default=None)
-            bar = _progress(total, spec, quiet)
-            pipeline = Pipeline(source, seg, sinks, annotator=annotator, max_frames=max_frames,
-                                stop=stopper.event, on_frame=(lambda f, r, bar=bar: bar.update(1)) if bar else None)
+            total = min(filter(None, (source.frame_count, opts.max_frames)), default=None)
+            bar = _progress(total, spec, opts.quiet)
+            pipeline = Pipeline(source, seg, sinks, annotator=annotator, max_frames=opts.max_frames,
+                                stop=stopper.event, semantic=sem,
+                                on_frame=(lambda f, r, bar=bar: bar.update(1)) if bar else None)
             try:
                 summary = pipeline.run()
             finally:
                 if bar:
                     bar.close()
-            if not quiet:
+            if not opts.quiet:
                 _print_summary(summary, outputs)
             if summary.interrupted:
                 typer.echo(f"rtseg: stopped after {summary.frames} frames; outputs are complete up to that "
@@ -291,10 +384,7 @@ def demo(
     try:
         with tempfile.TemporaryDirectory(prefix="rtseg-demo-") as tmp:
             clip = build_clip(Path(tmp) / "demo_clip.avi")
-            code = _run([str(clip)], model=model or str(DEFAULT_MODEL), out=out, jsonl=jsonl, show=False,
-                        save_frames=None, imgsz=None, conf=0.25, iou=0.7, classes=None, device="cpu",
-                        backend="auto", half=False, max_frames=None, hud=True, alpha=0.45, image_fps=10.0,
-                        quiet=False)
+            code = _run([str(clip)], RunOptions(model=model, out=out, jsonl=jsonl))
     except RtsegError as exc:
         raise _fail(str(exc)) from None
     if code:

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from rtseg.backends.base import ModelInfo
-from rtseg.backends.registry import FORMATS, _import
+from rtseg.backends.registry import FORMATS, _import, model_task
 from rtseg.errors import ConfigError, ModelError
 
 LOGGER = logging.getLogger(__name__)
@@ -66,9 +66,17 @@ def export_onnx(weights: str, *, out: Path | None = None, imgsz: int | None = No
 
 
 def export(weights: str, fmt: str, **kwargs: object) -> Path:
-    """Export ``weights`` to ``fmt`` (a key of :data:`rtseg.backends.registry.FORMATS` with an exporter)."""
+    """Export ``weights`` to ``fmt`` (a key of :data:`rtseg.backends.registry.FORMATS` with an exporter).
+
+    Semantic models (rtseg checkpoints, YOLO ``-sem``, torchvision names) go through
+    :func:`rtseg.models.semantic_export.export_semantic_onnx`.
+    """
     spec = FORMATS.get(fmt)
     if spec is None or spec.exporter is None:
         choices = ", ".join(name for name, f in FORMATS.items() if f.exporter)
         raise ConfigError(f"--format {fmt!r}: rtseg exports to {choices}")
+    if model_task(weights) == "semantic":
+        from rtseg.models.semantic_export import export_semantic_onnx
+
+        return export_semantic_onnx(weights, **kwargs)  # type: ignore[arg-type]
     return _import(spec.exporter)(weights, **kwargs)  # type: ignore[operator]

@@ -1,5 +1,8 @@
 """The streaming pipeline: decode -> infer -> post-process + overlay -> sinks, overlapped in threads.
 
+With an instance and a semantic model (combined mode) the semantic model runs on a thread of its own,
+concurrently with the instance model, and the post-processing stage joins their results frame by frame.
+
 Stages are joined by bounded queues, so memory stays bounded and a slow stage slows its producers
 instead of piling up frames. A file source waits when the queue is full (no frame is lost); a live
 source drops its oldest queued frame instead (latency stays bounded). Sinks run on the calling thread,
@@ -14,10 +17,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from rtseg.models.semantic import SemanticModel
 from rtseg.models.yolo_seg import YoloSegModel
 from rtseg.overlay.annotator import Annotator
 from rtseg.sinks.base import Sink, StopRequested
@@ -74,20 +78,27 @@ class Pipeline:
 
     Args:
         source: where frames come from.
-        model: the model stage.
+        model: the instance-segmentation stage, or None for semantic-only runs.
         sinks: where results go; the annotated frame is drawn only if one of them needs it.
         annotator: draws results; None writes the raw frames to image sinks.
         max_frames: stop after this many frames.
         queue_size: frames each queue holds between two stages.
         stop: set it (from a signal handler, say) to end the run after the current frame.
         on_frame: called on the calling thread after each frame reached every sink.
+        semantic: a semantic-segmentation stage; with ``model`` too, both run concurrently.
     """
 
-    def __init__(self, source: Source, model: YoloSegModel, sinks: Sequence[Sink], *,
+    def __init__(self, source: Source, model: YoloSegModel | None, sinks: Sequence[Sink], *,
                  annotator: Annotator | None = None, max_frames: int | None = None, queue_size: int = 4,
                  stop: threading.Event | None = None,
-                 on_frame: Callable[[Frame, FrameResult], None] | None = None) -> None:
+                 on_frame: Callable[[Frame, FrameResult], None] | None = None,
+                 semantic: SemanticModel | None = None) -> None:
+        if model is None and semantic is None:
+            raise ValueError("Pipeline needs an instance model, a semantic model, or both")
         self.source, self.model, self.sinks = source, model, list(sinks)
+        self.semantic = semantic
+        self._sem_in: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._sem_out: queue.Queue = queue.Queue(maxsize=queue_size)
         self.annotator = annotator
         self.draw = annotator is not None and any(s.needs_image for s in self.sinks)
         self.max_frames = max_frames
@@ -154,13 +165,27 @@ class Pipeline:
             index += 1
         self._put(self._decoded, _END)
 
+    def _labels(self, frame: Frame) -> np.ndarray:
+        assert self.semantic is not None
+        t0 = time.perf_counter_ns()
+        labels = self.semantic([frame.image])[0]
+        frame.timings.semantic_ns = time.perf_counter_ns() - t0
+        return labels
+
     def _infer(self) -> None:
+        concurrent = self.model is not None and self.semantic is not None
         while True:
             frame, wait = self._get(self._decoded)
             if frame is _END:
                 break
             assert isinstance(frame, Frame)
             frame.timings.queue_wait_ns += wait
+            if self.model is None:  # semantic only
+                if not self._put(self._inferred, (frame, None, self._labels(frame))):
+                    return
+                continue
+            if concurrent and not self._put(self._sem_in, frame):
+                return
             t0 = time.perf_counter_ns()
             prepared = self.model.prepare([frame.image])
             t1 = time.perf_counter_ns()
@@ -168,7 +193,19 @@ class Pipeline:
             frame.timings.preprocess_ns, frame.timings.infer_ns = t1 - t0, time.perf_counter_ns() - t1
             if not self._put(self._inferred, (frame, prepared, raw)):
                 return
+        if concurrent:
+            self._put(self._sem_in, _END)
         self._put(self._inferred, _END)
+
+    def _infer_semantic(self) -> None:
+        """Combined mode: the semantic model, on its own thread, in the same frame order."""
+        while True:
+            frame, _ = self._get(self._sem_in)
+            if frame is _END:
+                break
+            assert isinstance(frame, Frame)
+            if not self._put(self._sem_out, (frame.index, self._labels(frame))):
+                return
 
     def _postprocess(self) -> None:
         last_ns = 0
@@ -179,9 +216,20 @@ class Pipeline:
             frame, prepared, raw = item  # type: ignore[misc]
             frame.timings.queue_wait_ns += wait
             t0 = time.perf_counter_ns()
-            result = self.model.finish(raw, prepared, [frame.index])[0]
-            result = FrameResult(result.frame_index, result.image_hw, result.boxes_xyxy, result.scores,
-                                 result.class_ids, result.masks, frame.timestamp_s, frame.timings)
+            if self.model is None:
+                result = replace(FrameResult.empty(frame.index, frame.image_hw), semantic=raw)
+            else:
+                result = self.model.finish(raw, prepared, [frame.index])[0]
+                if self.semantic is not None:
+                    joined, wait = self._get(self._sem_out)
+                    if joined is _END:
+                        return
+                    index, labels = joined  # type: ignore[misc]
+                    if index != frame.index:
+                        raise RuntimeError(f"semantic result for frame {index} joined to frame {frame.index}")
+                    frame.timings.queue_wait_ns += wait
+                    result = replace(result, semantic=labels)
+            result = replace(result, timestamp_s=frame.timestamp_s, timings=frame.timings)
             t1 = time.perf_counter_ns()
             frame.timings.postprocess_ns = t1 - t0
             annotated = None
@@ -203,10 +251,12 @@ class Pipeline:
             RtsegError: from a stage (an unreadable source, a sink that cannot write, ...), after the sinks
                 are closed.
         """
-        samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "queue_wait", "latency")}
+        samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "semantic", "queue_wait", "latency")}
         self._t_start = time.perf_counter_ns()
         threads = [_Stage("decode", self._decode, self), _Stage("infer", self._infer, self),
                    _Stage("post", self._postprocess, self)]
+        if self.model is not None and self.semantic is not None:
+            threads.append(_Stage("semantic", self._infer_semantic, self))
         for t in threads:
             t.start()
         try:

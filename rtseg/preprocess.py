@@ -6,11 +6,14 @@ padding split), so boxes and masks map back to the frame the same way Ultralytic
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+
+from rtseg.errors import ConfigError
 
 PAD_VALUE = 114
 
@@ -60,6 +63,29 @@ def plan_letterbox(image_hw: tuple[int, int], imgsz: tuple[int, int], *, rect: b
                      resized_hw=(new_h, new_w), top=top, left=left)
 
 
+def resolve_imgsz(imgsz: int | Sequence[int] | None, *, model_imgsz: Sequence[int], stride: int,
+                  dynamic: bool) -> tuple[int, int]:
+    """The inference size for ``--imgsz``: the model's own when None, rounded up to the stride.
+
+    Raises:
+        ConfigError: too small, or a size other than the one a fixed-size export was built for.
+    """
+    if imgsz is None:
+        size = tuple(int(v) for v in model_imgsz)
+    elif isinstance(imgsz, int):
+        size = (imgsz, imgsz)
+    else:
+        size = tuple(int(v) for v in imgsz)
+    if len(size) != 2 or min(size) < stride:
+        raise ConfigError(f"--imgsz {imgsz}: expected a size of at least {stride} pixels")
+    if not dynamic and size != tuple(model_imgsz):
+        raise ConfigError(f"this model was exported at a fixed size {model_imgsz[0]}x{model_imgsz[1]}; drop "
+                          "--imgsz or export again with that size")
+    if dynamic:  # round up to the stride like Ultralytics' check_imgsz
+        size = tuple(-(-s // stride) * stride for s in size)
+    return size  # type: ignore[return-value]
+
+
 def apply_letterbox(image: NDArray[np.uint8], lb: Letterbox) -> NDArray[np.uint8]:
     """Resize (bilinear) and pad a BGR frame as planned by :func:`plan_letterbox`."""
     if image.shape[:2] != lb.resized_hw:
@@ -70,6 +96,25 @@ def apply_letterbox(image: NDArray[np.uint8], lb: Letterbox) -> NDArray[np.uint8
         image = cv2.copyMakeBorder(image, lb.top, bottom, lb.left, right, cv2.BORDER_CONSTANT,
                                    value=(PAD_VALUE,) * 3)
     return image
+
+
+class Letterboxer:
+    """Letterboxes frames to one input size, planning each frame size once (a video has one)."""
+
+    def __init__(self, imgsz: tuple[int, int], *, rect: bool, stride: int) -> None:
+        self.imgsz, self.rect, self.stride = imgsz, rect, stride
+        self._plans: dict[tuple[int, int], Letterbox] = {}
+
+    def __call__(self, images: Sequence[NDArray[np.uint8]]
+                 ) -> tuple[list[NDArray[np.uint8]], tuple[Letterbox, ...]]:
+        lbs = []
+        for image in images:
+            hw = (int(image.shape[0]), int(image.shape[1]))
+            lb = self._plans.get(hw)
+            if lb is None:
+                lb = self._plans[hw] = plan_letterbox(hw, self.imgsz, rect=self.rect, stride=self.stride)
+            lbs.append(lb)
+        return [apply_letterbox(im, lb) for im, lb in zip(images, lbs)], tuple(lbs)
 
 
 def to_input_batch(images: list[NDArray[np.uint8]]) -> NDArray[np.float32]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -17,6 +17,7 @@ class StageTimings:
     decode_ns: int = 0
     preprocess_ns: int = 0
     infer_ns: int = 0
+    semantic_ns: int = 0  # semantic model (prepare + infer + labels), on its own thread in combined mode
     postprocess_ns: int = 0
     overlay_ns: int = 0
     encode_ns: int = 0
@@ -27,6 +28,8 @@ class StageTimings:
     def as_ms(self) -> dict[str, float]:
         """Stage durations in milliseconds, keyed by stage name (``infer``, ``encode``, ...)."""
         out = {name: getattr(self, f"{name}_ns") / 1e6 for name in STAGES}
+        if self.semantic_ns:
+            out["semantic"] = self.semantic_ns / 1e6
         out["queue_wait"] = self.queue_wait_ns / 1e6
         if self.done_ns and self.capture_ns:
             out["latency"] = (self.done_ns - self.capture_ns) / 1e6
@@ -116,6 +119,7 @@ class FrameResult:
         scores: (N,) float32 confidences.
         class_ids: (N,) int32 class indices into the model's names.
         masks: box-local instance masks, or None for a detection-only result.
+        semantic: (H, W) uint8 class id per pixel from a semantic model, or None.
         timestamp_s: position of the frame in its source, in seconds.
         timings: per-stage timings of this frame.
     """
@@ -126,6 +130,7 @@ class FrameResult:
     scores: NDArray[np.float32]
     class_ids: NDArray[np.int32]
     masks: InstanceMasks | None = None
+    semantic: NDArray[np.uint8] | None = None
     timestamp_s: float = 0.0
     timings: StageTimings = field(default_factory=StageTimings)
 
@@ -142,6 +147,10 @@ class FrameResult:
                 raise ValueError(f"FrameResult.{f.name}: expected {n} entries, got {len(getattr(self, f.name))}")
         if self.masks is not None and len(self.masks) != n:
             raise ValueError(f"FrameResult.masks: expected {n} masks, got {len(self.masks)}")
+        if self.semantic is not None and (self.semantic.shape != tuple(self.image_hw)
+                                          or self.semantic.dtype != np.uint8):
+            raise ValueError(f"FrameResult.semantic: expected uint8 {tuple(self.image_hw)}, got "
+                             f"{self.semantic.dtype} {self.semantic.shape}")
 
     def __len__(self) -> int:
         return len(self.boxes_xyxy)
@@ -153,6 +162,5 @@ class FrameResult:
 
     def select(self, keep: NDArray[np.bool_] | NDArray[np.intp]) -> FrameResult:
         """A result with only the instances picked by a boolean mask or an index array."""
-        return FrameResult(self.frame_index, self.image_hw, self.boxes_xyxy[keep], self.scores[keep],
-                           self.class_ids[keep], None if self.masks is None else self.masks.select(keep),
-                           self.timestamp_s, self.timings)
+        return replace(self, boxes_xyxy=self.boxes_xyxy[keep], scores=self.scores[keep],
+                       class_ids=self.class_ids[keep], masks=None if self.masks is None else self.masks.select(keep))

@@ -29,23 +29,28 @@ def _info_from_metadata(meta: dict[str, str], path: str) -> ModelInfo:
                          "rtseg export WEIGHTS --format onnx") from None
 
 
+def open_session(path: str, device: str):  # noqa: ANN201 - onnxruntime.InferenceSession
+    """An ONNX Runtime session on the CPU, or CUDA first when asked and available; one-line errors."""
+    import onnxruntime as ort
+
+    providers = ["CPUExecutionProvider"]
+    if device.startswith("cuda"):
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise BackendUnavailable("this onnxruntime has no CUDA provider: pip install onnxruntime-gpu, "
+                                     "or use --device cpu")
+        providers.insert(0, "CUDAExecutionProvider")
+    try:
+        return ort.InferenceSession(path, providers=providers)
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors on a bad file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load {path}: not a valid ONNX model ({reason[:200]})") from None
+
+
 class OrtBackend:
     """Runs an ONNX YOLO-seg model on ONNX Runtime (CPU, or CUDA when its provider is installed)."""
 
     def __init__(self, path: str, *, device: str = "cpu", half: bool = False) -> None:
-        import onnxruntime as ort
-
-        providers = ["CPUExecutionProvider"]
-        if device.startswith("cuda"):
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise BackendUnavailable("this onnxruntime has no CUDA provider: pip install onnxruntime-gpu, "
-                                         "or use --device cpu")
-            providers.insert(0, "CUDAExecutionProvider")
-        try:
-            self._session = ort.InferenceSession(path, providers=providers)
-        except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors on a bad file
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"cannot load {path}: not a valid ONNX model ({reason[:200]})") from None
+        self._session = open_session(path, device)
         meta = self._session.get_modelmeta().custom_metadata_map
         info = _info_from_metadata(meta, path)
         if info.task != "segment":

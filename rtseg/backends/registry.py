@@ -96,3 +96,45 @@ def load_backend(model: str | Path, *, backend: str = "auto", device: str = "cpu
     device = check_device(device, half=half)
     cls = _import(fmt.backend)
     return cls(str(model), device=device, half=half)  # type: ignore[operator]
+
+
+def model_task(model: str | Path) -> str:
+    """``"semantic"`` for a semantic-segmentation model, else ``"segment"`` (instance segmentation).
+
+    Decided from the file without building the network: rtseg semantic checkpoints and ONNX exports carry
+    a marker, Ultralytics checkpoints their task, YOLO ``-sem`` configs their name, and pretrained semantic
+    weights are named ``arch.WEIGHTS``. Anything unreadable counts as instance segmentation, whose loader
+    then reports the problem.
+    """
+    source = str(model)
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if "-sem" in path.stem.lower():
+        return "semantic"
+    if not path.exists():
+        from rtseg.models.semantic_zoo import ARCHS
+
+        head = source.split(".", 1)[0].lower()
+        return "semantic" if "." in source and head in {a.lower() for a in ARCHS} else "segment"
+    try:
+        if suffix == ".onnx":
+            import onnx
+
+            meta = {p.key: p.value for p in onnx.load(source, load_external_data=False).metadata_props}
+            return "semantic" if "rtseg_semantic" in meta or meta.get("task") == "semantic" else "segment"
+        if suffix in (".pt", ".pth"):
+            import torch
+
+            try:
+                ckpt = torch.load(source, map_location="cpu", weights_only=True)
+            except Exception:  # noqa: BLE001 - pickled objects: an Ultralytics checkpoint, read its task below
+                import ultralytics  # noqa: F401 - makes its classes importable for unpickling
+
+                ckpt = torch.load(source, map_location="cpu", weights_only=False)
+                net = ckpt.get("model") if isinstance(ckpt, dict) else None
+                return "semantic" if getattr(net, "task", None) == "semantic" else "segment"
+            return "semantic" if isinstance(ckpt, dict) and str(ckpt.get("format", "")).startswith(
+                "rtseg-semantic") else "segment"
+    except Exception:  # noqa: BLE001 - unreadable: let the instance loader say what is wrong
+        return "segment"
+    return "segment"

@@ -13,9 +13,10 @@ from numpy.typing import NDArray
 from rtseg.backends.base import Backend
 from rtseg.errors import ConfigError
 from rtseg.postprocess.masks import box_local_masks
+from rtseg.postprocess.morphology import clean_mask
 from rtseg.postprocess.nms import boxes_to_frame, select_end2end, select_nms
-from rtseg.preprocess import Letterbox, apply_letterbox, plan_letterbox, to_input_batch
-from rtseg.types import FrameResult
+from rtseg.preprocess import Letterbox, Letterboxer, resolve_imgsz, to_input_batch
+from rtseg.types import FrameResult, InstanceMasks
 
 
 @dataclass(frozen=True)
@@ -37,28 +38,19 @@ class YoloSegModel:
             whose head is NMS-free).
         classes: keep only these class ids; None keeps all.
         max_det: at most this many detections per frame.
+        open_px, close_px, min_area: morphological clean-up of each instance mask (inside its box); see
+            :func:`rtseg.postprocess.morphology.clean_mask`. Instances whose mask vanishes are dropped.
     """
 
     def __init__(self, backend: Backend, *, imgsz: int | Sequence[int] | None = None, conf: float = 0.25,
-                 iou: float = 0.7, classes: Sequence[int] | None = None, max_det: int = 300) -> None:
+                 iou: float = 0.7, classes: Sequence[int] | None = None, max_det: int = 300, open_px: int = 0,
+                 close_px: int = 0, min_area: int = 0) -> None:
         info = backend.info
         if not 0.0 <= conf <= 1.0:
             raise ConfigError(f"--conf {conf}: expected a value between 0 and 1")
         if not 0.0 <= iou <= 1.0:
             raise ConfigError(f"--iou {iou}: expected a value between 0 and 1")
-        if imgsz is None:
-            size = tuple(info.imgsz)
-        elif isinstance(imgsz, int):
-            size = (imgsz, imgsz)
-        else:
-            size = tuple(int(v) for v in imgsz)
-        if len(size) != 2 or min(size) < info.stride:
-            raise ConfigError(f"--imgsz {imgsz}: expected a size of at least {info.stride} pixels")
-        if not info.dynamic and size != tuple(info.imgsz):
-            raise ConfigError(f"this model was exported at a fixed size {info.imgsz[0]}x{info.imgsz[1]}; drop "
-                              "--imgsz or export again with that size")
-        if info.dynamic:  # round up to the stride like Ultralytics' check_imgsz
-            size = tuple(-(-s // info.stride) * info.stride for s in size)
+        size = resolve_imgsz(imgsz, model_imgsz=info.imgsz, stride=info.stride, dynamic=info.dynamic)
         bad = [c for c in classes or () if not 0 <= c < len(info.names)]
         if bad:
             raise ConfigError(f"--classes {bad}: this model has class ids 0..{len(info.names) - 1}")
@@ -68,19 +60,15 @@ class YoloSegModel:
         self.imgsz: tuple[int, int] = size  # type: ignore[assignment]
         self.conf, self.iou, self.max_det = conf, iou, max_det
         self.classes = list(classes) if classes else None
-        self._plans: dict[tuple[int, int], Letterbox] = {}
+        if min(open_px, close_px, min_area) < 0:
+            raise ConfigError("morphology sizes must be >= 0")
+        self.morph = {"open_px": open_px, "close_px": close_px, "min_area": min_area}
+        self._letterbox = Letterboxer(size, rect=info.dynamic, stride=info.stride)
 
     def prepare(self, images: Sequence[NDArray[np.uint8]]) -> Prepared:
         """Letterbox BGR frames into one float32 batch (frames of one batch must share a size)."""
-        lbs = []
-        for image in images:
-            hw = (int(image.shape[0]), int(image.shape[1]))
-            lb = self._plans.get(hw)
-            if lb is None:
-                lb = self._plans[hw] = plan_letterbox(hw, self.imgsz, rect=self.info.dynamic,
-                                                       stride=self.info.stride)
-            lbs.append(lb)
-        return Prepared(to_input_batch([apply_letterbox(im, lb) for im, lb in zip(images, lbs)]), tuple(lbs))
+        boxed, lbs = self._letterbox(images)
+        return Prepared(to_input_batch(boxed), lbs)
 
     def infer(self, prepared: Prepared) -> tuple[torch.Tensor, torch.Tensor]:
         return self.backend.infer(prepared.batch)
@@ -101,6 +89,10 @@ class YoloSegModel:
                 continue
             boxes = boxes_to_frame(det[:, :4], lb)
             masks, nonempty = box_local_masks(protos[b], det[:, 6:], boxes, lb)
+            if any(self.morph.values()):
+                crops = tuple(clean_mask(c, **self.morph) if c.size else c for c in masks.crops)
+                masks = InstanceMasks(crops, masks.origins_xy)
+                nonempty = np.array([c.any() for c in crops], dtype=bool)
             result = FrameResult(index, lb.image_hw, boxes.cpu().numpy(), det[:, 4].cpu().numpy(),
                                  det[:, 5].cpu().numpy().astype(np.int32), masks)
             results.append(result if nonempty.all() else result.select(nonempty))

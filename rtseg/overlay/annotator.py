@@ -1,7 +1,8 @@
-"""Draw instance masks, boxes, labels and a HUD onto a frame.
+"""Draw semantic classes, instance masks, boxes, labels, a legend and a HUD onto a frame.
 
-Masks are blended only inside each instance's box-local crop, so the cost grows with mask area, not
-with instances x frame size.
+Layers, bottom to top: semantic colours at low opacity, instance masks, boxes and labels, the legend of
+the semantic classes present in the frame, the HUD. Instance masks are blended only inside each
+instance's box-local crop, so their cost grows with mask area, not with instances x frame size.
 """
 
 from __future__ import annotations
@@ -23,13 +24,28 @@ class Annotator:
         boxes: draw boxes.
         labels: draw "name score" labels.
         hud: draw frame index and FPS in the top-left corner.
+        semantic_names: class names of the semantic model, if any.
+        semantic_palette: one BGR colour per semantic class.
+        semantic_alpha: opacity of the semantic colours (low, so instances stay readable).
+        legend: list the semantic classes present in the frame, bottom left.
     """
 
     def __init__(self, names: tuple[str, ...], *, alpha: float = 0.45, boxes: bool = True, labels: bool = True,
-                 hud: bool = False) -> None:
+                 hud: bool = False, semantic_names: tuple[str, ...] = (),
+                 semantic_palette: tuple[tuple[int, int, int], ...] = (), semantic_alpha: float = 0.35,
+                 legend: bool = True) -> None:
         self.names = names
         self.alpha = float(alpha)
         self.boxes, self.labels, self.hud = boxes, labels, hud
+        self.semantic_names = semantic_names
+        self.semantic_alpha, self.legend = float(semantic_alpha), legend
+        lut = np.zeros((256, 3), np.uint8)
+        lut[: len(semantic_palette)] = np.asarray(semantic_palette, np.uint8).reshape(-1, 3)
+        self._lut = lut
+        # background-like classes are left uncoloured, so the scene stays visible under them
+        self._skip = np.zeros(256, bool)
+        for i, name in enumerate(semantic_names):
+            self._skip[i] = name.strip("_ ").lower() in ("background", "unlabeled", "unlabelled", "void")
 
     def draw(self, image: NDArray[np.uint8], result: FrameResult, *, fps: float | None = None,
              inplace: bool = False) -> NDArray[np.uint8]:
@@ -37,6 +53,9 @@ class Annotator:
         out = image if inplace else image.copy()
         h, w = out.shape[:2]
         thickness = max(1, round((h + w) / 900))
+        present: list[int] = []
+        if result.semantic is not None and self.semantic_alpha > 0:
+            present = self._draw_semantic(out, result.semantic)
         if result.masks is not None and self.alpha > 0:
             for crop, (x, y), cls in zip(result.masks.crops, result.masks.origins_xy, result.class_ids):
                 if crop.size == 0:
@@ -53,10 +72,35 @@ class Annotator:
             if self.labels:
                 name = self.names[cls] if 0 <= cls < len(self.names) else str(int(cls))
                 self._label(out, f"{name} {score:.2f}", (x1, y1), color, thickness)
+        if present and self.legend:
+            self._draw_legend(out, present, thickness)
         if self.hud:
             text = f"frame {result.frame_index}" + (f"  {fps:.1f} FPS" if fps else "") + f"  {len(result)} obj"
             self._label(out, text, (0, 0), (40, 40, 40), thickness, below=True)
         return out
+
+    def _draw_semantic(self, out: NDArray[np.uint8], labels: NDArray[np.uint8]) -> list[int]:
+        """Blend class colours over the frame (skipping background-like classes); return the classes present."""
+        counts = np.bincount(labels.ravel(), minlength=256)
+        present = [int(c) for c in np.flatnonzero(counts) if c < len(self.semantic_names)]
+        drawn = ~self._skip[labels]
+        if drawn.any():
+            colours = self._lut[labels]
+            blended = cv2.addWeighted(out, 1.0 - self.semantic_alpha, colours, self.semantic_alpha, 0.0)
+            np.copyto(out, blended, where=drawn[..., None])
+        return present
+
+    def _draw_legend(self, out: NDArray[np.uint8], present: list[int], thickness: int) -> None:
+        scale = thickness / 3 + 0.2
+        (_, th), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        row = th + base + 6
+        y = out.shape[0] - row * len(present) - 4
+        for cls in present:
+            colour = tuple(int(v) for v in self._lut[cls])
+            cv2.rectangle(out, (4, y), (4 + row - 4, y + row - 4), colour, -1)
+            cv2.rectangle(out, (4, y), (4 + row - 4, y + row - 4), (255, 255, 255), 1)
+            self._label(out, self.semantic_names[cls], (row + 4, y), (40, 40, 40), thickness, below=True)
+            y += row
 
     @staticmethod
     def _label(image: NDArray[np.uint8], text: str, xy: tuple[int, int], color: tuple[int, int, int],

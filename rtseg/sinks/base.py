@@ -43,6 +43,18 @@ class NullSink:
         pass
 
 
+def ensure_folder(folder: Path) -> Path:
+    """Create an output folder (and its parents) and check it is writable."""
+    folder = Path(folder).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SinkError(f"cannot create folder {folder}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK):
+        raise SinkError(f"cannot write into folder {folder}: permission denied")
+    return folder
+
+
 def check_writable(path: Path, *, what: str = "output") -> Path:
     """Fail early, before any model is loaded, when an output file cannot be created."""
     path = Path(path).expanduser()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -10,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rtseg.errors import SinkError
+from rtseg.sinks.base import ensure_folder
 from rtseg.types import Frame, FrameResult
 
 
@@ -19,13 +19,7 @@ class ImageFolderSink:
     needs_image = True
 
     def __init__(self, folder: Path, *, prefix: str = "frame") -> None:
-        self.folder = Path(folder).expanduser()
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SinkError(f"cannot create folder {self.folder}: {exc.strerror}") from None
-        if not os.access(self.folder, os.W_OK):
-            raise SinkError(f"cannot write into folder {self.folder}: permission denied")
+        self.folder = ensure_folder(folder)
         self.prefix = prefix
         self.written = 0
 

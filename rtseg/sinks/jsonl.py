@@ -9,7 +9,9 @@ Record::
      "timings_ms": {"decode": 1.2, "preprocess": 0.8, "infer": 35.1, "postprocess": 2.0,
                     "overlay": 0.9, "queue_wait": 0.3}}
 
-``mask`` decodes with ``pycocotools.mask.decode`` (``counts`` encoded to bytes).
+``mask`` decodes with ``pycocotools.mask.decode`` (``counts`` encoded to bytes). With a semantic model
+the record also has ``"semantic": [{"class_id", "class_name", "area_fraction", "mask"}]``, one entry per
+class present in the frame, the mask being that class's pixels as COCO RLE.
 """
 
 from __future__ import annotations
@@ -19,16 +21,32 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from pycocotools import mask as mask_utils
 
 from rtseg.postprocess.rle import encode_crop
 from rtseg.sinks.base import check_writable
 from rtseg.types import Frame, FrameResult
 
 # Stages finished before sinks run; encode time and end-to-end latency are known only after every sink.
-_RECORDED = ("decode", "preprocess", "infer", "postprocess", "overlay", "queue_wait")
+_RECORDED = ("decode", "preprocess", "infer", "semantic", "postprocess", "overlay", "queue_wait")
 
 
-def result_record(frame: Frame, result: FrameResult, names: tuple[str, ...]) -> dict:
+def semantic_record(labels: NDArray[np.uint8], names: tuple[str, ...]) -> list[dict]:
+    """Per-class area fraction and COCO RLE of a label map."""
+    counts = np.bincount(labels.ravel(), minlength=256)
+    total = labels.size
+    fortran = np.asfortranarray(labels)
+    out = []
+    for cls in np.flatnonzero(counts):
+        rle = mask_utils.encode(np.asfortranarray(fortran == cls, dtype=np.uint8))
+        out.append({"class_id": int(cls), "class_name": names[cls] if cls < len(names) else str(int(cls)),
+                    "area_fraction": round(float(counts[cls]) / total, 6),
+                    "mask": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}})
+    return out
+
+
+def result_record(frame: Frame, result: FrameResult, names: tuple[str, ...],
+                  semantic_names: tuple[str, ...] = ()) -> dict:
     """The JSON-ready record of one frame."""
     detections = []
     masks = result.masks
@@ -40,9 +58,12 @@ def result_record(frame: Frame, result: FrameResult, names: tuple[str, ...]) -> 
         if masks is not None:
             det["mask"] = encode_crop(masks.crops[i], masks.origins_xy[i], result.image_hw)
         detections.append(det)
-    return {"frame": result.frame_index, "timestamp_s": round(frame.timestamp_s, 4), "source": frame.source,
-            "image_hw": list(result.image_hw), "detections": detections,
-            "timings_ms": {k: round(v, 3) for k, v in frame.timings.as_ms().items() if k in _RECORDED}}
+    record = {"frame": result.frame_index, "timestamp_s": round(frame.timestamp_s, 4), "source": frame.source,
+              "image_hw": list(result.image_hw), "detections": detections}
+    if result.semantic is not None:
+        record["semantic"] = semantic_record(result.semantic, semantic_names)
+    record["timings_ms"] = {k: round(v, 3) for k, v in frame.timings.as_ms().items() if k in _RECORDED}
+    return record
 
 
 class JsonlSink:
@@ -50,13 +71,14 @@ class JsonlSink:
 
     needs_image = False
 
-    def __init__(self, path: Path, names: tuple[str, ...]) -> None:
+    def __init__(self, path: Path, names: tuple[str, ...], semantic_names: tuple[str, ...] = ()) -> None:
         self.path = check_writable(Path(path), what="JSONL")
-        self.names = names
+        self.names, self.semantic_names = names, semantic_names
         self._file = self.path.open("w", encoding="utf-8")
 
     def write(self, frame: Frame, annotated: NDArray[np.uint8] | None, result: FrameResult) -> None:
-        self._file.write(json.dumps(result_record(frame, result, self.names), separators=(",", ":")) + "\n")
+        record = result_record(frame, result, self.names, self.semantic_names)
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._file.flush()
 
     def close(self) -> None:

@@ -42,7 +42,7 @@ def test_jsonl_masks_cover_detections_on_real_video(tmp_path: Path) -> None:
     video = DATA / "videos" / "people_walking_highangle.avi"
     jsonl = tmp_path / "people.jsonl"
     proc = run_cli("run", str(video), "--jsonl", str(jsonl), "--max-frames", "12", "--imgsz", "640",
-                   "--conf", "0.1")
+                   "--conf", "0.03")  # the bundled model is weak: see its model card
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert len(records) == 12

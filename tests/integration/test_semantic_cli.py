@@ -1,0 +1,123 @@
+"""Semantic-only and combined (instance + semantic) runs through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from pycocotools import mask as mask_utils
+
+from rtseg.backends.registry import load_backend
+from rtseg.models.semantic_zoo import build_semantic, save_semantic
+from rtseg.models.yolo_seg import YoloSegModel
+from tests.conftest import YOLO11_WEIGHTS, count_frames, run_cli
+
+SIZE_WH = (640, 480)
+
+
+@pytest.fixture(scope="module")
+def road_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A U-Net whose head is forced to say "road" (class 1) everywhere: a known semantic region."""
+    net, info = build_semantic("Unet", names=["background", "road"], imgsz=128)
+    head = net.net.segmentation_head[0]
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.copy_(torch.tensor([0.0, 5.0]))
+    return save_semantic(tmp_path_factory.mktemp("sem") / "road.pt", net, info)
+
+
+@pytest.fixture(scope="module")
+def zidane_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ten frames of Ultralytics' zidane.jpg, in which the bundled model finds people at conf 0.05."""
+    from ultralytics.utils import ASSETS
+
+    image = cv2.resize(cv2.imread(str(Path(ASSETS) / "zidane.jpg")), SIZE_WH)
+    path = tmp_path_factory.mktemp("clip") / "zidane.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, SIZE_WH)
+    for _ in range(10):
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def _frame(video: Path, index: int = 5) -> np.ndarray:
+    cap = cv2.VideoCapture(str(video))
+    for _ in range(index + 1):
+        ok, frame = cap.read()
+        assert ok
+    return frame.astype(np.float32)
+
+
+def test_combined_run_draws_both_layers_and_records_both(road_model, zidane_clip, tmp_path) -> None:
+    both, sem_only, jsonl = tmp_path / "both.mp4", tmp_path / "sem.mp4", tmp_path / "both.jsonl"
+    common = ["--conf", "0.05", "--no-hud", "--semantic-alpha", "0.5"]
+    proc = run_cli("run", str(zidane_clip), "--semantic", str(road_model), "--out", str(both), "--jsonl",
+                   str(jsonl), *common)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("run", str(zidane_clip), "--model", str(road_model), "--out", str(sem_only), *common)
+    assert proc.returncode == 0, proc.stderr
+    assert count_frames(both) == count_frames(sem_only) == (10, (480, 640))
+
+    # where the instance model puts its masks, computed independently of the CLI
+    source = _frame(zidane_clip)
+    ref = YoloSegModel(load_backend(YOLO11_WEIGHTS), conf=0.05)([source.astype(np.uint8)])[0]
+    assert len(ref) > 0
+    inside = np.zeros((480, 640), bool)
+    for i in range(len(ref)):
+        inside |= ref.masks.to_dense(i, (480, 640))
+    boxes = np.zeros((480, 640), bool)
+    for x1, y1, x2, y2 in ref.boxes_xyxy.astype(int):
+        boxes[max(y1 - 30, 0) : y2 + 4, max(x1 - 4, 0) : x2 + 120] = True  # with the label above
+    outside = ~boxes
+    assert inside.sum() > 1000 and outside.sum() > 1000
+
+    combined, semantic = _frame(both), _frame(sem_only)
+    diff = lambda a, b, m: float(np.abs(a - b)[m].mean())  # noqa: E731
+    assert diff(semantic, source, outside) > 15, "semantic colours not drawn"
+    assert diff(combined, source, outside) > 15, "semantic colours missing in combined mode"
+    assert diff(combined, semantic, outside) < 4, "combined differs from semantic-only away from instances"
+    assert diff(combined, semantic, inside) > 8, "instance masks not drawn over the semantic layer"
+
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(records) == 10
+    for r in records:
+        assert r["detections"], "instances missing from the JSONL"
+        (road,) = r["semantic"]
+        assert road["class_name"] == "road" and road["area_fraction"] == 1.0
+        mask = mask_utils.decode({"size": road["mask"]["size"], "counts": road["mask"]["counts"].encode()})
+        assert mask.shape == (480, 640) and mask.all()
+        assert r["timings_ms"]["semantic"] > 0
+
+
+def test_semantic_only_labels_and_onnx_export(road_model, zidane_clip, tmp_path) -> None:
+    labels = tmp_path / "labels"
+    proc = run_cli("run", str(zidane_clip), "--model", str(road_model), "--save-labels", str(labels),
+                   "--max-frames", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((labels / "classes.json").read_text())["names"] == ["background", "road"]
+    pngs = sorted(labels.glob("frame_*.png"))
+    assert [p.name for p in pngs] == ["frame_000000.png", "frame_000001.png", "frame_000002.png"]
+    label_map = cv2.imread(str(pngs[0]), cv2.IMREAD_UNCHANGED)
+    assert label_map.shape == (480, 640) and (label_map == 1).all()
+
+    onnx_path = tmp_path / "road.onnx"
+    proc = run_cli("export", str(road_model), "--format", "onnx", "--out", str(onnx_path))
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("run", str(zidane_clip), "--model", str(onnx_path), "--save-labels", str(tmp_path / "l2"),
+                   "--max-frames", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert (cv2.imread(str(tmp_path / "l2" / "frame_000001.png"), cv2.IMREAD_UNCHANGED) == 1).all()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--semantic", str(YOLO11_WEIGHTS)], "not a semantic-segmentation model"),
+    (["--save-labels", "labels"], "--save-labels needs a semantic model"),
+])
+def test_semantic_option_errors(args, message, zidane_clip, tmp_path) -> None:
+    proc = run_cli("run", str(zidane_clip), "--out", str(tmp_path / "o.mp4"), *args, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert message in proc.stderr.strip().splitlines()[-1]
