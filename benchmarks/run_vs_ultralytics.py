@@ -39,24 +39,8 @@ def clip_720p(path: Path, frames: int) -> Path:
     return path
 
 
-def trim(video: Path, frames: int, out: Path) -> Path:
-    """The first ``frames`` frames, re-encoded losslessly enough (MJPEG), so both read the same input."""
-    cap = cv2.VideoCapture(str(video))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25
-    fps = 25.0 if fps > 30 else fps  # people_walking_highangle.avi announces 50 fps, really 25
-    writer = None
-    for _ in range(frames):
-        ok, frame = cap.read()
-        if not ok:
-            break
-        if writer is None:
-            writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), fps, frame.shape[1::-1])
-        writer.write(frame)
-    writer.release()
-    return out
-
-
-def bench_rtseg(model_path: str, video: Path, imgsz: int, out: Path, warmup: int) -> dict:
+def bench_rtseg(model_path: str, video: Path, imgsz: int, out: Path, warmup: int, backend: str,
+                frames: int) -> dict:
     from rtseg.backends.registry import load_backend
     from rtseg.models.yolo_seg import YoloSegModel
     from rtseg.overlay.annotator import Annotator
@@ -64,19 +48,21 @@ def bench_rtseg(model_path: str, video: Path, imgsz: int, out: Path, warmup: int
     from rtseg.sinks import VideoFileSink
     from rtseg.sources import open_source
 
-    model = YoloSegModel(load_backend(model_path), imgsz=imgsz, conf=0.25, iou=0.7)
+    model = YoloSegModel(load_backend(model_path, backend=backend), imgsz=imgsz, conf=0.25, iou=0.7)
     annotator = Annotator(model.names, hud=True)
     Pipeline(open_source(str(video)), model, [VideoFileSink(out, fps=25)], annotator=annotator,
              max_frames=warmup).run()
     source = open_source(str(video))
     t0 = time.perf_counter()
-    summary = Pipeline(source, model, [VideoFileSink(out, fps=source.fps)], annotator=annotator).run()
+    summary = Pipeline(source, model, [VideoFileSink(out, fps=source.fps)], annotator=annotator,
+                       max_frames=frames).run()
     elapsed = time.perf_counter() - t0
     return {"frames": summary.frames, "seconds": elapsed, "fps": summary.frames / elapsed,
             "stages_ms_p50": {k: round(v["p50"], 2) for k, v in summary.stages_ms.items()}}
 
 
-def bench_ultralytics(weights: str, video: Path, imgsz: int, save: bool, project: Path, warmup: int) -> dict:
+def bench_ultralytics(weights: str, video: Path, imgsz: int, save: bool, project: Path, warmup: int,
+                      frames: int) -> dict:
     from ultralytics import YOLO
 
     model = YOLO(weights)
@@ -86,7 +72,11 @@ def bench_ultralytics(weights: str, video: Path, imgsz: int, save: bool, project
         if i + 1 >= warmup:
             break
     t0 = time.perf_counter()
-    n = sum(1 for _ in model.predict(str(video), **kwargs))
+    n = 0
+    for _ in model.predict(str(video), **kwargs):
+        n += 1
+        if n == frames:
+            break
     elapsed = time.perf_counter() - t0
     return {"frames": n, "seconds": elapsed, "fps": n / elapsed}
 
@@ -103,26 +93,23 @@ def main() -> None:
 
     import torch
 
-    from rtseg.export import export_onnx
-
     with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp:
         tmp = Path(tmp)
         source = args.video or (DEFAULT_VIDEO if DEFAULT_VIDEO.exists() else None)
-        video = trim(source, args.frames, tmp / "input.avi") if source else clip_720p(tmp / "input.avi",
-                                                                                     args.frames)
+        video = source or clip_720p(tmp / "input.avi", args.frames)
         cap = cv2.VideoCapture(str(video))
         size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         cap.release()
-        onnx_path = export_onnx(args.weights, out=tmp / "model.onnx")
         rows = {
             "ultralytics predict(save=True)": bench_ultralytics(args.weights, video, args.imgsz, True, tmp,
-                                                                args.warmup),
-            "rtseg run, PyTorch backend": bench_rtseg(args.weights, video, args.imgsz, tmp / "r_pt.mp4",
-                                                      args.warmup),
-            "rtseg run, ONNX Runtime backend": bench_rtseg(str(onnx_path), video, args.imgsz,
-                                                           tmp / "r_ort.mp4", args.warmup),
+                                                                args.warmup, args.frames),
+            # the default: a .pt on the CPU runs on ONNX Runtime through a cached export of the same weights
+            "rtseg run (default backend)": bench_rtseg(args.weights, video, args.imgsz, tmp / "r_auto.mp4",
+                                                       args.warmup, "auto", args.frames),
+            "rtseg run --backend torch": bench_rtseg(args.weights, video, args.imgsz, tmp / "r_pt.mp4",
+                                                     args.warmup, "torch", args.frames),
             "ultralytics predict(save=False)": bench_ultralytics(args.weights, video, args.imgsz, False, tmp,
-                                                                 args.warmup),
+                                                                 args.warmup, args.frames),
         }
     base = rows["ultralytics predict(save=True)"]["fps"]
     for row in rows.values():
@@ -132,6 +119,9 @@ def main() -> None:
               "machine": {"cpu_count": __import__("os").cpu_count(), "platform": platform.platform(),
                           "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
               "results": rows}
+    for name, row in rows.items():
+        if row["frames"] != args.frames:
+            raise SystemExit(f"{name} processed {row['frames']} frames, not {args.frames}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"{'contender':<34}{'FPS':>8}{'x ultralytics(save)':>22}"]

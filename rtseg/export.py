@@ -6,7 +6,9 @@ so that ``rtseg run --model x.onnx`` needs no side files.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -37,7 +39,7 @@ def export_onnx(weights: str, *, out: Path | None = None, imgsz: int | None = No
     info = TorchBackend(weights).info  # validates file and task, one-line errors
     size = imgsz or info.imgsz[0]
     target = Path(out) if out else Path(weights).with_suffix(".onnx")
-    if target.suffix.lower() != ".onnx":
+    if target.suffix.lower() != ".onnx" and not target.name.endswith(".partial"):
         raise ConfigError(f"--out {target}: an ONNX export needs the .onnx suffix")
     if not target.parent.exists():
         raise ConfigError(f"--out {target}: folder {target.parent} does not exist")
@@ -62,6 +64,42 @@ def export_onnx(weights: str, *, out: Path | None = None, imgsz: int | None = No
         entry.key, entry.value = "rtseg", meta.to_json()
         onnx.save(model, str(target))
     LOGGER.info("exported %s -> %s", weights, target)
+    return target
+
+
+def cache_dir() -> Path:
+    """Where rtseg keeps derived files (exported models): ``$RTSEG_CACHE``, else ``~/.cache/rtseg``."""
+    return Path(os.environ.get("RTSEG_CACHE") or Path.home() / ".cache" / "rtseg")
+
+
+def cached_onnx(weights: str) -> Path | None:
+    """A dynamic ONNX export of ``weights``, made once and reused (keyed by file content and versions).
+
+    Returns None (PyTorch is used instead, with a warning) when the export itself fails; problems with the
+    weights (missing, corrupt, wrong task) raise :class:`ModelError` as loading them would.
+    """
+    import ultralytics
+
+    from rtseg import __version__
+
+    path = Path(weights)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    target = cache_dir() / "onnx" / f"{path.stem}-{digest}-rtseg{__version__}-ul{ultralytics.__version__}.onnx"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        LOGGER.info("exporting %s to ONNX for CPU inference (once; cached at %s)", weights, target)
+        export_onnx(weights, out=partial)
+        partial.replace(target)
+    except ModelError as exc:
+        if "ONNX export" not in str(exc):
+            raise
+        LOGGER.warning("%s; running it with PyTorch instead", exc)
+        return None
+    finally:
+        partial.unlink(missing_ok=True)
     return target
 
 

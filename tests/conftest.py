@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -15,6 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("RTSEG_DATA", ROOT.parent / "shared" / "data"))
 NONET = Path(__file__).parent / "nonet"
+# exported-model cache of this test session (inherited by CLI subprocesses), not the user's ~/.cache/rtseg
+os.environ.setdefault("RTSEG_CACHE", tempfile.mkdtemp(prefix="rtseg-test-cache-"))
 YOLO11_WEIGHTS = ROOT / "rtseg" / "assets" / "yolo11n-seg-coco128.pt"
 YOLO26_WEIGHTS = ROOT / "tests" / "assets" / "yolo26n-seg-coco128.pt"
 

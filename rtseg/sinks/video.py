@@ -37,7 +37,8 @@ class _PyAvWriter:
         # 4:2:0 needs even sizes; 4:4:4 keeps an odd-sized source's exact size (fewer players support it)
         even = size_wh[0] % 2 == 0 and size_wh[1] % 2 == 0
         self._stream.pix_fmt = "yuv420p" if even else "yuv444p"
-        self._stream.options = {"preset": "veryfast", "crf": "23"}
+        # superfast: half the CPU time of veryfast for ~1.6x the bytes (720p, measured); CPU goes to the model
+        self._stream.options = {"preset": "superfast", "crf": "23"}
         self._time_base = 1 / rate
         self._stream.codec_context.time_base = self._time_base
         self._av = av

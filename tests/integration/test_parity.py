@@ -42,7 +42,7 @@ def _assert_parity(cmp: Comparison, *, min_matched: int = 30) -> None:
 def test_torch_backend_matches_ultralytics_predict(weights, images) -> None:
     from ultralytics import YOLO
 
-    model = YoloSegModel(load_backend(weights), imgsz=IMGSZ, conf=CONF, iou=0.7)
+    model = YoloSegModel(load_backend(weights, backend="torch"), imgsz=IMGSZ, conf=CONF, iou=0.7)
     reference = YOLO(str(weights))
     # YOLO26: rtseg runs the NMS-free one-to-one head, which Ultralytics selects with nms=False
     kwargs = {"nms": False} if model.info.end2end else {}
@@ -59,7 +59,7 @@ def test_torch_backend_matches_ultralytics_predict(weights, images) -> None:
 def test_onnx_backend_matches_torch_backend(weights, images, tmp_path) -> None:
     onnx_path = export_onnx(str(weights), out=tmp_path / "model.onnx")
     ort_model = YoloSegModel(load_backend(onnx_path), imgsz=IMGSZ, conf=CONF, iou=0.7)
-    torch_model = YoloSegModel(load_backend(weights), imgsz=IMGSZ, conf=CONF, iou=0.7)
+    torch_model = YoloSegModel(load_backend(weights, backend="torch"), imgsz=IMGSZ, conf=CONF, iou=0.7)
     assert ort_model.names == torch_model.names and ort_model.info.end2end == torch_model.info.end2end
     cmp = Comparison()
     for image in images:

@@ -93,3 +93,22 @@ def test_image_folder_sink(tmp_path) -> None:
     sink = ImageFolderSink(tmp_path / "new" / "frames")
     sink.write(Frame(7, np.zeros((8, 8, 3), np.uint8), 0.0), None, make_result(hw=(8, 8), n=0))
     assert (tmp_path / "new" / "frames" / "frame_000007.jpg").is_file()
+
+
+def test_semantic_layer_blends_classes_leaves_background_and_draws_a_legend() -> None:
+    from dataclasses import replace
+
+    from rtseg.types import FrameResult
+
+    names, palette = ("background", "road", "water"), ((0, 0, 0), (0, 0, 200), (200, 0, 0))
+    labels = np.zeros((200, 300), np.uint8)
+    labels[:, 100:200], labels[:, 200:] = 1, 2
+    image = np.full((200, 300, 3), 100, np.uint8)
+    result = replace(FrameResult.empty(0, (200, 300)), semantic=labels)
+    annotator = Annotator((), semantic_names=names, semantic_palette=palette, semantic_alpha=0.5, legend=False)
+    out = annotator.draw(image, result)
+    assert (out[:, :100] == 100).all()  # background stays as it was
+    np.testing.assert_allclose(out[:, 100:200], np.broadcast_to([50, 50, 150], (200, 100, 3)), atol=1)
+    np.testing.assert_allclose(out[:, 200:], np.broadcast_to([150, 50, 50], (200, 100, 3)), atol=1)
+    with_legend = Annotator((), semantic_names=names, semantic_palette=palette, semantic_alpha=0.5).draw(image, result)
+    assert (with_legend[150:, :100] != 100).any() and (with_legend[:100] == out[:100]).all()

@@ -157,3 +157,37 @@ def test_window_without_display_is_a_clear_error(monkeypatch) -> None:
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(SinkError, match="needs a display"):
         WindowSink()
+
+
+class StubSemantic:
+    """Labels every pixel with the frame's first byte modulo 3, after a short delay."""
+
+    names = ("background", "a", "b")
+
+    def __init__(self, delay_s: float = 0.01) -> None:
+        self.delay_s = delay_s
+        self.backend = type("B", (), {"device": torch.device("cpu")})()
+
+    def __call__(self, images):  # noqa: ANN001, ANN204
+        time.sleep(self.delay_s)
+        return [np.full(im.shape[:2], int(im[0, 0, 0]) % 3, np.uint8) for im in images]
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_combined_mode_joins_semantic_labels_to_the_right_frame(overlap) -> None:
+    seen = []
+    source = ListSource(12)
+    Pipeline(source, model(), [NullSink()], semantic=StubSemantic(), overlap_semantic=overlap,
+             on_frame=lambda f, r: seen.append(r)).run()
+    assert [r.frame_index for r in seen] == list(range(12))
+    for r in seen:  # ListSource frame i has value (12 - 1 - i) % 255
+        assert r.semantic is not None and (r.semantic == (11 - r.frame_index) % 3).all() and len(r) == 1
+        assert r.timings.semantic_ns > 0
+
+
+def test_semantic_only_pipeline() -> None:
+    seen = []
+    Pipeline(ListSource(3), None, [NullSink()], semantic=StubSemantic(0.0), on_frame=lambda f, r: seen.append(r)).run()
+    assert [len(r) for r in seen] == [0, 0, 0] and all(r.semantic is not None for r in seen)
+    with pytest.raises(ValueError, match="needs an instance model"):
+        Pipeline(ListSource(3), None, [NullSink()])

@@ -47,3 +47,19 @@ def test_yaml_config_builds_an_untrained_model() -> None:
     backend = load_backend("yolo11n-seg.yaml")
     assert len(backend.info.names) == 80 and backend.info.imgsz == (640, 640) and not backend.info.end2end
     assert load_backend("yolo26n-seg.yaml").info.end2end
+
+
+def test_auto_backend_runs_pt_weights_on_onnxruntime_from_a_cache(tmp_path, monkeypatch) -> None:
+    from rtseg.backends.ort_backend import OrtBackend
+    from rtseg.backends.torch_backend import TorchBackend
+    from tests.conftest import YOLO11_WEIGHTS
+
+    monkeypatch.setenv("RTSEG_CACHE", str(tmp_path))
+    first = load_backend(YOLO11_WEIGHTS)
+    (cached,) = (tmp_path / "onnx").glob("yolo11n-seg-coco128-*.onnx")
+    stamp = cached.stat().st_mtime_ns
+    second = load_backend(YOLO11_WEIGHTS)
+    assert isinstance(first, OrtBackend) and isinstance(second, OrtBackend)
+    assert cached.stat().st_mtime_ns == stamp and first.info == second.info  # reused, not exported again
+    assert isinstance(load_backend(YOLO11_WEIGHTS, backend="torch"), TorchBackend)
+    assert first.info.names == load_backend(YOLO11_WEIGHTS, backend="torch").info.names
