@@ -61,26 +61,6 @@ def bench_rtseg(model_path: str, video: Path, imgsz: int, out: Path, warmup: int
             "stages_ms_p50": {k: round(v["p50"], 2) for k, v in summary.stages_ms.items()}}
 
 
-def bench_ultralytics(weights: str, video: Path, imgsz: int, save: bool, project: Path, warmup: int,
-                      frames: int) -> dict:
-    from ultralytics import YOLO
-
-    model = YOLO(weights)
-    kwargs = {"imgsz": imgsz, "conf": 0.25, "iou": 0.7, "verbose": False, "stream": True, "save": save,
-              "project": str(project), "name": "u", "exist_ok": True}
-    for i, _ in enumerate(model.predict(str(video), **kwargs)):
-        if i + 1 >= warmup:
-            break
-    t0 = time.perf_counter()
-    n = 0
-    for _ in model.predict(str(video), **kwargs):
-        n += 1
-        if n == frames:
-            break
-    elapsed = time.perf_counter() - t0
-    return {"frames": n, "seconds": elapsed, "fps": n / elapsed}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, default=None)
@@ -93,6 +73,8 @@ def main() -> None:
 
     import torch
 
+    from rtseg.bench import ultralytics_predict
+
     with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp:
         tmp = Path(tmp)
         source = args.video or (DEFAULT_VIDEO if DEFAULT_VIDEO.exists() else None)
@@ -100,16 +82,16 @@ def main() -> None:
         cap = cv2.VideoCapture(str(video))
         size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         cap.release()
+        same = {"imgsz": args.imgsz, "device": "cpu", "frames": args.frames, "warmup": args.warmup,
+                "project": tmp}
         rows = {
-            "ultralytics predict(save=True)": bench_ultralytics(args.weights, video, args.imgsz, True, tmp,
-                                                                args.warmup, args.frames),
+            "ultralytics predict(save=True)": ultralytics_predict(args.weights, video, save=True, **same),
             # the default: a .pt on the CPU runs on ONNX Runtime through a cached export of the same weights
             "rtseg run (default backend)": bench_rtseg(args.weights, video, args.imgsz, tmp / "r_auto.mp4",
                                                        args.warmup, "auto", args.frames),
             "rtseg run --backend torch": bench_rtseg(args.weights, video, args.imgsz, tmp / "r_pt.mp4",
                                                      args.warmup, "torch", args.frames),
-            "ultralytics predict(save=False)": bench_ultralytics(args.weights, video, args.imgsz, False, tmp,
-                                                                 args.warmup, args.frames),
+            "ultralytics predict(save=False)": ultralytics_predict(args.weights, video, save=False, **same),
         }
     base = rows["ultralytics predict(save=True)"]["fps"]
     for row in rows.values():

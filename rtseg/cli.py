@@ -392,6 +392,78 @@ def demo(
     typer.echo(f"demo written to {out}")
 
 
+def _csv(text: str, cast, what: str) -> list:  # noqa: ANN001
+    try:
+        return [cast(v.strip()) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{what} {text!r}: expected a comma-separated list") from None
+
+
+@app.command()
+def bench(
+    model: Annotated[str, typer.Option("--model", "-m", help="Instance model (.pt, .yaml, .onnx). Default: "
+                                       "rtseg's bundled nano model.")] = "",
+    semantic: Annotated[str, typer.Option("--semantic", "-s", help="Also run this semantic model "
+                                          "(combined mode).")] = "",
+    source: Annotated[Optional[str], typer.Option(help="Video file to benchmark on.")] = None,
+    synthetic: Annotated[Optional[str], typer.Option(help="Generated frames of this size instead, e.g. "
+                                                      "1920x1080 (no decode cost).")] = None,
+    frames: Annotated[int, typer.Option(min=1, help="Frames per timed run.")] = 100,
+    backend: Annotated[str, typer.Option(help="Comma list: auto, torch, onnxruntime.")] = "auto",
+    imgsz: Annotated[str, typer.Option(help="Comma list of inference sizes; 'model' = the model's own.")] = "model",
+    batch: Annotated[str, typer.Option(help="Comma list of batch sizes (frames per inference call).")] = "1",
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
+    warmup: Annotated[int, typer.Option(min=0, help="Frames run before timing.")] = 10,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed runs per configuration; the median is "
+                                         "reported.")] = 3,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report (with machine "
+                                                     "and library versions) here.")] = None,
+    plot_out: Annotated[Optional[Path], typer.Option("--plot", help="Write per-stage stacked bars and FPS "
+                                                     "per configuration as a PNG.")] = None,
+    vs: Annotated[Optional[str], typer.Option("--vs", help="'ultralytics': also time Ultralytics predict on "
+                                              "the same weights, source, imgsz and device, saving on and "
+                                              "off.")] = None,
+) -> None:
+    """Measure model-only throughput, end-to-end FPS (decode to encode), per-stage latency and memory.
+
+    \b
+    Examples:
+      rtseg bench --source clip.mp4 --vs ultralytics
+      rtseg bench --synthetic 1920x1080 --imgsz 320,640 --backend torch,onnxruntime --plot bench.png
+    """
+    _setup_logging(False)
+    import json
+
+    from rtseg.bench import format_table, plot, run_bench
+    from rtseg.sinks import check_writable
+
+    try:
+        if vs not in (None, "ultralytics"):
+            raise ConfigError(f"--vs {vs!r}: only 'ultralytics' is supported")
+        for path, what in ((json_out, "JSON"), (plot_out, "plot")):
+            if path is not None:
+                check_writable(path, what=what)
+        if source is not None and synthetic is None:
+            from rtseg.sources import open_source
+
+            open_source(source).close()  # a bad source fails here, before any model loads
+        sizes = [None if v == "model" else int(v) for v in _csv(imgsz, str, "--imgsz")]
+        report = run_bench(model=model or str(DEFAULT_MODEL), semantic=semantic, source=source,
+                           synthetic=synthetic, frames=frames, backends=_csv(backend, str, "--backend"),
+                           imgszs=sizes, batches=_csv(batch, int, "--batch"), device=device, warmup=warmup,
+                           repeats=repeats, vs_ultralytics=vs == "ultralytics",
+                           progress=lambda msg: typer.echo(f"rtseg bench: {msg}", err=True))
+    except ValueError as exc:
+        raise _fail(f"--imgsz {imgsz!r}: {exc}") from None
+    except RtsegError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(format_table(report))
+    if json_out is not None:
+        json_out.write_text(json.dumps(report, indent=2) + "\n")
+    if plot_out is not None:
+        plot(report, plot_out)
+
+
 @app.command()
 def version() -> None:
     """Print rtseg's version and the versions of the libraries it runs on."""

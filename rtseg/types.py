@@ -24,6 +24,17 @@ class StageTimings:
     queue_wait_ns: int = 0
     capture_ns: int = 0  # perf_counter_ns() when the frame left the decoder
     done_ns: int = 0  # perf_counter_ns() when every sink had the frame
+    mark_ns: int = 0  # when the last stage let go of the frame
+
+    def arrive(self, now_ns: int) -> None:
+        """A stage takes the frame: the time since the previous stage let go of it was spent queued."""
+        if self.mark_ns:
+            self.queue_wait_ns += now_ns - self.mark_ns
+            self.mark_ns = 0
+
+    def leave(self, now_ns: int) -> None:
+        """A stage is done with the frame."""
+        self.mark_ns = now_ns
 
     def as_ms(self) -> dict[str, float]:
         """Stage durations in milliseconds, keyed by stage name (``infer``, ``encode``, ...)."""

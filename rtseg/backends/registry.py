@@ -90,21 +90,26 @@ def load_backend(model: str | Path, *, backend: str = "auto", device: str = "cpu
         raise ConfigError(f"--backend {backend!r}: expected one of {', '.join(BACKEND_NAMES)}")
     fmt = format_for(model)
     wanted = BACKEND_NAMES[backend]
-    if wanted is not None and wanted != fmt.name:
+    is_pt = Path(str(model)).suffix.lower() == ".pt"
+    if wanted is not None and wanted != fmt.name and not (wanted == "onnx" and is_pt):
         hint = f"; export it first: rtseg export {model} --format {wanted}" if FORMATS[wanted].exporter else ""
         raise ConfigError(f"--backend {backend} cannot run {Path(str(model)).name} ({fmt.name} format){hint}")
     module, package = fmt.requires
     if importlib.util.find_spec(module) is None:
         raise BackendUnavailable(f"the {fmt.name} backend needs {package}: pip install {package}")
     device = check_device(device, half=half)
-    if wanted is None and fmt.name == "torch" and device == "cpu" and Path(str(model)).suffix.lower() == ".pt" \
-            and Path(str(model)).is_file() and importlib.util.find_spec("onnxruntime") is not None:
+    if is_pt and (wanted == "onnx" or (wanted is None and device == "cpu")) \
+            and importlib.util.find_spec("onnxruntime") is not None:
         # On a CPU, ONNX Runtime runs YOLO-seg ~1.5x faster than PyTorch (benchmarks/): export once, cache it.
         from rtseg.export import cached_onnx
 
-        onnx_path = cached_onnx(str(model))
-        if onnx_path is not None:
+        if not Path(str(model)).is_file():
+            if wanted == "onnx":
+                raise ModelError(f"model file not found: {model}")
+        elif (onnx_path := cached_onnx(str(model))) is not None:
             return _import(FORMATS["onnx"].backend)(str(onnx_path), device=device, half=half)  # type: ignore[operator]
+        elif wanted == "onnx":
+            raise BackendUnavailable(f"{model} could not be exported to ONNX; use --backend torch")
     cls = _import(fmt.backend)
     return cls(str(model), device=device, half=half)  # type: ignore[operator]
 

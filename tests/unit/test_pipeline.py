@@ -191,3 +191,30 @@ def test_semantic_only_pipeline() -> None:
     assert [len(r) for r in seen] == [0, 0, 0] and all(r.semantic is not None for r in seen)
     with pytest.raises(ValueError, match="needs an instance model"):
         Pipeline(ListSource(3), None, [NullSink()])
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_stage_times_and_queue_waits_add_up_to_latency(batch) -> None:
+    seen = []
+    Pipeline(ListSource(10), YoloSegModel(StubBackend(delay_s=0.01)), [RecordingSink(delay_s=0.003)],
+             annotator=Annotator(("a", "b")), batch=batch, on_frame=lambda f, r: seen.append(f.timings)).run()
+    assert len(seen) == 10
+    for t in seen:
+        ms = t.as_ms()
+        parts = sum(ms[k] for k in ("preprocess", "infer", "postprocess", "overlay", "encode", "queue_wait"))
+        assert parts == pytest.approx(ms["latency"], rel=0.05, abs=1.0)  # gaps: queue put/get calls only
+
+
+def test_batches_keep_frame_order_and_results() -> None:
+    calls = []
+
+    class Counting(StubBackend):
+        def infer(self, batch):  # noqa: ANN001, ANN201
+            calls.append(len(batch))
+            return super().infer(batch)
+
+    sink = RecordingSink()
+    seen = []
+    Pipeline(ListSource(10), YoloSegModel(Counting()), [sink], batch=4, on_frame=lambda f, r: seen.append(r)).run()
+    assert calls == [4, 4, 2] and sink.indices == list(range(10))
+    assert all(r.boxes_xyxy.tolist() == [[8.0, 8.0, 40.0, 40.0]] for r in seen)

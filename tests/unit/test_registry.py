@@ -21,8 +21,10 @@ def test_unknown_formats(name, message) -> None:
 
 
 def test_backend_must_fit_the_file() -> None:
-    with pytest.raises(ConfigError, match="rtseg export m.pt --format onnx"):
-        load_backend("m.pt", backend="onnxruntime")
+    with pytest.raises(ConfigError, match="cannot run m.onnx"):
+        load_backend("m.onnx", backend="torch")
+    with pytest.raises(ModelError, match="not found"):
+        load_backend("missing/m.pt", backend="onnxruntime")
     with pytest.raises(ConfigError, match="expected one of"):
         load_backend("m.pt", backend="tensorflow")
 

@@ -1,0 +1,325 @@
+"""``rtseg bench``: how fast is it, where does the time go, and is it faster than what I use now?
+
+For every configuration (backend x imgsz x batch) it measures, on the user's own machine:
+
+* model-only throughput: warm forward passes on one prepared input, the ceiling for that model;
+* end-to-end FPS of the whole pipeline, decode to H.264 encode (median of ``repeats`` runs after a warm-up),
+  with per-stage latency percentiles, queue waits and frame-in to frame-out latency;
+* peak CPU RSS and GPU memory;
+* with ``vs_ultralytics``: Ultralytics ``predict`` on the same weights, source, imgsz and device, with saving
+  on and off, and the ratios.
+"""
+
+from __future__ import annotations
+
+import itertools
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from rtseg.errors import ConfigError, SourceError
+from rtseg.types import STAGES
+
+PARTS = ("decode", "preprocess", "infer", "semantic", "postprocess", "overlay", "encode", "queue_wait")
+
+
+class SyntheticSource:
+    """In-memory frames (moving shapes on a fixed texture): benchmarks without a video file, no decode cost."""
+
+    live = False
+
+    def __init__(self, size_wh: tuple[int, int], frames: int, fps: float = 30.0) -> None:
+        w, h = size_wh
+        rng = np.random.default_rng(0)
+        self._background = rng.integers(40, 200, (h, w, 3), dtype=np.uint8)
+        self.name, self.fps, self.frame_count = f"synthetic {w}x{h}", fps, frames
+        self._size_wh, self._next = size_wh, 0
+
+    def read(self) -> NDArray[np.uint8] | None:
+        if self._next >= (self.frame_count or 0):
+            return None
+        w, h = self._size_wh
+        image = self._background.copy()
+        i = self._next
+        cv2.circle(image, (int(w * (0.2 + 0.6 * ((i * 7) % 100) / 100)), h // 2), max(h // 8, 4), (30, 220, 60), -1)
+        cv2.rectangle(image, (w // 10, h // 10), (w // 10 + w // 6, h // 10 + h // 5), (200, 60, 40), -1)
+        self._next += 1
+        return image
+
+    def close(self) -> None:
+        self._next = self.frame_count or 0
+
+
+def parse_synthetic(text: str) -> tuple[int, int]:
+    """``"1920x1080"`` -> (1920, 1080)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--synthetic {text!r}: expected WIDTHxHEIGHT, e.g. 1920x1080") from None
+    if w < 32 or h < 32:
+        raise ConfigError(f"--synthetic {text}: expected at least 32x32")
+    return w, h
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    backend: str
+    imgsz: int | None
+    batch: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend} imgsz={self.imgsz or 'model'} batch={self.batch}"
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("rtseg", "torch", "torchvision", "onnxruntime", "ultralytics", "opencv-python", "numpy", "av"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _machine() -> dict[str, object]:
+    import os
+
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"platform": platform.platform(), "python": platform.python_version(), "processor": platform.processor(),
+            "cpu_count": os.cpu_count(), "gpu": gpu}
+
+
+def _peak_memory_mib() -> tuple[float, float | None]:
+    import torch
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+    return round(rss, 1), None if gpu is None else round(gpu, 1)
+
+
+def model_only(seg, image: NDArray[np.uint8], batch: int, *, warmup: int, iters: int) -> dict:  # noqa: ANN001
+    """Warm forward passes on one prepared batch: frames per second the model alone can do."""
+    prepared = seg.prepare([image] * batch)
+    for _ in range(warmup):
+        seg.infer(prepared)
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter_ns()
+        seg.infer(prepared)
+        times.append(time.perf_counter_ns() - t0)
+    ms = statistics.median(times) / 1e6
+    return {"fps": round(batch * 1000 / ms, 2), "ms_per_batch": round(ms, 2)}
+
+
+def end_to_end(make_source, seg, sem, batch: int, *, frames: int, warmup: int, repeats: int,  # noqa: ANN001
+               out_dir: Path) -> dict:
+    """The whole pipeline writing H.264, ``repeats`` times after a warm-up run; the median run's details."""
+    from rtseg.overlay.annotator import Annotator
+    from rtseg.pipeline import Pipeline
+    from rtseg.sinks import VideoFileSink
+
+    annotator = Annotator(seg.names if seg is not None else (), hud=True,
+                          semantic_names=sem.names if sem is not None else (),
+                          semantic_palette=sem.info.palette_bgr if sem is not None else ())
+
+    def once(n: int):  # noqa: ANN202
+        source = make_source()
+        t0 = time.perf_counter()
+        summary = Pipeline(source, seg, [VideoFileSink(out_dir / "bench.mp4", fps=source.fps)],
+                           annotator=annotator, max_frames=n, semantic=sem, batch=batch).run()
+        return summary.frames / (time.perf_counter() - t0), summary
+
+    if warmup:
+        once(warmup)
+    runs = [once(frames) for _ in range(max(repeats, 1))]
+    fps_values = [round(r[0], 2) for r in runs]
+    median_run = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
+    summary = median_run[1]
+    if summary.frames < frames:
+        raise SourceError(f"the source gave {summary.frames} frames, fewer than --frames {frames}")
+    stages = {k: {q: round(v, 3) for q, v in s.items()} for k, s in summary.stages_ms.items()}
+    return {"fps": round(statistics.median(r[0] for r in runs), 2), "runs_fps": fps_values,
+            "frames": summary.frames, "stages_ms": stages}
+
+
+def ultralytics_predict(weights: str, video: Path, *, imgsz: int | None, device: str, frames: int, warmup: int,
+                        save: bool, project: Path) -> dict:
+    """Ultralytics ``predict`` over the same video: frames per second, model load excluded."""
+    from ultralytics import YOLO
+
+    model = YOLO(weights, task="segment")
+    kwargs = {"imgsz": imgsz or 640, "device": device, "verbose": False, "stream": True, "save": save,
+              "project": str(project), "name": "ultralytics", "exist_ok": True}
+    for i, _ in enumerate(model.predict(str(video), **kwargs)):
+        if i + 1 >= warmup:
+            break
+    t0 = time.perf_counter()
+    n = 0
+    for _ in model.predict(str(video), **kwargs):
+        n += 1
+        if n == frames:
+            break
+    return {"fps": round(n / (time.perf_counter() - t0), 2), "frames": n, "save": save}
+
+
+def _write_clip(source, path: Path, frames: int) -> Path:  # noqa: ANN001
+    writer = None
+    for _ in range(frames):
+        image = source.read()
+        if image is None:
+            break
+        if writer is None:
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), source.fps, image.shape[1::-1])
+        writer.write(image)
+    if writer is not None:
+        writer.release()
+    return path
+
+
+def run_bench(*, model: str, semantic: str = "", source: str | None = None, synthetic: str | None = None,
+              frames: int = 100, backends: Sequence[str] = ("auto",), imgszs: Sequence[int | None] = (None,),
+              batches: Sequence[int] = (1,), device: str = "cpu", warmup: int = 10, repeats: int = 3,
+              vs_ultralytics: bool = False, progress=None) -> dict:  # noqa: ANN001
+    """Measure every configuration; return the JSON-ready report (see the module docstring)."""
+    from rtseg.backends.registry import load_backend
+    from rtseg.models.yolo_seg import YoloSegModel
+    from rtseg.sources import open_source
+
+    if (source is None) == (synthetic is None):
+        raise ConfigError("give exactly one of --source VIDEO or --synthetic WxH")
+    if frames < 1 or warmup < 0 or repeats < 1:
+        raise ConfigError("--frames and --repeats must be >= 1, --warmup >= 0")
+    if synthetic is not None:
+        size_wh = parse_synthetic(synthetic)
+
+        def make_source():  # noqa: ANN202
+            return SyntheticSource(size_wh, frames + warmup)
+    else:
+        probe = open_source(source)  # type: ignore[arg-type]
+        first = probe.read()
+        probe.close()
+        assert first is not None
+        size_wh = (int(first.shape[1]), int(first.shape[0]))
+
+        def make_source():  # noqa: ANN202
+            return open_source(source)  # type: ignore[arg-type]
+
+    sem = None
+    if semantic:
+        from rtseg.backends.semantic_backend import load_semantic_backend
+        from rtseg.models.semantic import SemanticModel
+
+        sem = SemanticModel(load_semantic_backend(semantic, device=device))
+    configs = [BenchConfig(b, i, n) for b, i, n in itertools.product(backends, imgszs, batches)]
+    sample = make_source().read()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp:
+        for config in configs:
+            if progress:
+                progress(f"{config.label}: model only")
+            seg = YoloSegModel(load_backend(model, backend=config.backend, device=device), imgsz=config.imgsz)
+            row: dict[str, object] = {"backend": config.backend, "backend_class": type(seg.backend).__name__,
+                                      "imgsz": list(seg.imgsz), "batch": config.batch}
+            row["model_only"] = model_only(seg, sample, config.batch, warmup=3, iters=max(5, min(frames, 30)))
+            if progress:
+                progress(f"{config.label}: end to end")
+            row["end_to_end"] = end_to_end(make_source, seg, sem, config.batch, frames=frames, warmup=warmup,
+                                           repeats=repeats, out_dir=Path(tmp))
+            row["e2e_vs_model_only"] = round(row["end_to_end"]["fps"] / row["model_only"]["fps"], 3)
+            rows.append(row)
+        ultra = None
+        if vs_ultralytics:
+            video = Path(source) if source else _write_clip(make_source(), Path(tmp) / "synthetic.avi",
+                                                            frames + warmup)
+            ultra = {}
+            for save in (True, False):
+                if progress:
+                    progress(f"ultralytics predict save={save}")
+                ultra["save" if save else "nosave"] = ultralytics_predict(
+                    model, video, imgsz=rows[0]["imgsz"][1], device=device, frames=frames, warmup=min(warmup, 5) or 1,
+                    save=save, project=Path(tmp))
+            for row in rows:
+                row["e2e_vs_ultralytics_save"] = round(row["end_to_end"]["fps"] / ultra["save"]["fps"], 3)
+                row["e2e_vs_ultralytics_nosave"] = round(row["end_to_end"]["fps"] / ultra["nosave"]["fps"], 3)
+    rss, gpu = _peak_memory_mib()
+    return {"source": {"kind": "synthetic" if synthetic else "video", "name": source or synthetic,
+                       "size_wh": list(size_wh)},
+            "settings": {"model": model, "semantic": semantic or None, "device": device, "frames": frames,
+                         "warmup": warmup, "repeats": repeats},
+            "configs": rows, "ultralytics": ultra, "peak_rss_mib": rss, "peak_gpu_mib": gpu,
+            "machine": _machine(), "versions": _versions(), "stages": list((*STAGES, "semantic"))}
+
+
+def format_table(report: dict) -> str:
+    """A plain-text summary: one line per configuration, then the per-stage p50/p95/p99."""
+    lines = [f"{'configuration':<40}{'model-only':>11}{'end-to-end':>11}{'e2e/model':>10}"
+             + (f"{'vs UL save':>11}" if report["ultralytics"] else "")]
+    for row in report["configs"]:
+        label = f"{row['backend']} ({row['backend_class']}) {row['imgsz'][0]}x{row['imgsz'][1]} b{row['batch']}"
+        line = f"{label:<40}{row['model_only']['fps']:>11.1f}{row['end_to_end']['fps']:>11.1f}"
+        line += f"{row['e2e_vs_model_only']:>10.2f}"
+        if report["ultralytics"]:
+            line += f"{row['e2e_vs_ultralytics_save']:>10.2f}x"
+        lines.append(line)
+    if report["ultralytics"]:
+        u = report["ultralytics"]
+        lines.append(f"ultralytics predict: {u['save']['fps']:.1f} FPS saving video, {u['nosave']['fps']:.1f} FPS "
+                     "without saving")
+    lines.append("")
+    lines.append(f"{'stage (ms)':<14}" + "".join(f"{'p50':>8}{'p95':>8}{'p99':>8}" for _ in range(1)))
+    stages = report["configs"][0]["end_to_end"]["stages_ms"]
+    for name in (*PARTS, "latency"):
+        if name in stages:
+            s = stages[name]
+            lines.append(f"{name:<14}{s['p50']:>8.1f}{s['p95']:>8.1f}{s['p99']:>8.1f}")
+    lines.append(f"peak RSS {report['peak_rss_mib']:.0f} MiB"
+                 + (f", peak GPU {report['peak_gpu_mib']:.0f} MiB" if report["peak_gpu_mib"] is not None else ""))
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: Path) -> Path:
+    """Per-stage stacked bars (mean ms per frame) and FPS per configuration, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["configs"]
+    labels = [f"{r['backend']}\n{r['imgsz'][0]}x{r['imgsz'][1]} b{r['batch']}" for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(rows) + 4), 4.5))
+    bottom = np.zeros(len(rows))
+    for name in PARTS:
+        values = np.array([r["end_to_end"]["stages_ms"].get(name, {}).get("mean", 0.0) for r in rows])
+        if values.any():
+            ax1.bar(labels, values, bottom=bottom, label=name)
+            bottom += values
+    ax1.set_ylabel("ms per frame (mean)")
+    ax1.set_title("where the time goes")
+    ax1.legend(fontsize=7)
+    x = np.arange(len(rows))
+    ax2.bar(x - 0.2, [r["model_only"]["fps"] for r in rows], 0.4, label="model only")
+    ax2.bar(x + 0.2, [r["end_to_end"]["fps"] for r in rows], 0.4, label="end to end")
+    if report["ultralytics"]:
+        ax2.axhline(report["ultralytics"]["save"]["fps"], color="k", ls="--", label="ultralytics (save)")
+    ax2.set_xticks(x, labels)
+    ax2.set_ylabel("frames per second")
+    ax2.set_title("throughput")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,70 @@
+"""``rtseg bench`` through the real CLI on the bundled model, a few frames."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import pytest
+
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, object, str]:
+    tmp = tmp_path_factory.mktemp("bench")
+    proc = run_cli("bench", "--synthetic", "320x240", "--frames", "12", "--warmup", "2", "--repeats", "2",
+                   "--backend", "auto,torch", "--imgsz", "160,model", "--batch", "1,2", "--json",
+                   str(tmp / "b.json"), "--plot", str(tmp / "b.png"), "--vs", "ultralytics")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads((tmp / "b.json").read_text()), tmp / "b.png", proc.stdout
+
+
+def test_report_schema(report) -> None:
+    data, _, stdout = report
+    assert set(data) >= {"source", "settings", "configs", "ultralytics", "peak_rss_mib", "peak_gpu_mib",
+                         "machine", "versions"}
+    assert data["source"] == {"kind": "synthetic", "name": "320x240", "size_wh": [320, 240]}
+    assert data["machine"]["cpu_count"] >= 1 and {"torch", "onnxruntime", "ultralytics"} <= set(data["versions"])
+    assert len(data["configs"]) == 2 * 2 * 2  # backends x imgsz x batch
+    combos = {(c["backend"], tuple(c["imgsz"]), c["batch"]) for c in data["configs"]}
+    assert combos == {(b, s, n) for b in ("auto", "torch") for s in ((160, 160), (320, 320)) for n in (1, 2)}
+    for c in data["configs"]:
+        assert c["backend_class"] == ("OrtBackend" if c["backend"] == "auto" else "TorchBackend")
+        assert c["model_only"]["fps"] > 0 and c["end_to_end"]["fps"] > 0 and len(c["end_to_end"]["runs_fps"]) == 2
+        assert c["end_to_end"]["frames"] == 12
+        for stage in ("decode", "preprocess", "infer", "postprocess", "overlay", "encode", "queue_wait", "latency"):
+            assert set(c["end_to_end"]["stages_ms"][stage]) == {"mean", "p50", "p95", "p99"}
+        assert c["e2e_vs_ultralytics_save"] == pytest.approx(c["end_to_end"]["fps"] / data["ultralytics"]["save"]
+                                                              ["fps"], rel=1e-2)
+    assert data["ultralytics"]["save"]["frames"] == data["ultralytics"]["nosave"]["frames"] == 12
+    assert data["peak_rss_mib"] > 100 and "model-only" in stdout and "p95" in stdout
+
+
+def test_stage_times_add_up_to_end_to_end_latency(report) -> None:
+    """Mean of per-frame sums = sum of means: stages plus queue waits account for the latency within 5%."""
+    for c in report[0]["configs"]:
+        stages = c["end_to_end"]["stages_ms"]
+        parts = sum(stages[k]["mean"] for k in ("decode", "preprocess", "infer", "postprocess", "overlay",
+                                                "encode", "queue_wait")) - stages["decode"]["mean"]
+        assert parts == pytest.approx(stages["latency"]["mean"], rel=0.05, abs=1.0), c
+
+
+def test_plot_is_a_png(report) -> None:
+    path = report[1]
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = cv2.imread(str(path))
+    assert image is not None and image.shape[0] > 200 and image.shape[1] > 400
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--synthetic", "big"], "WIDTHxHEIGHT"),
+    (["--source", "missing.mp4"], "no such file"),
+    (["--synthetic", "64x64", "--vs", "deepstream"], "only 'ultralytics'"),
+    (["--synthetic", "64x64", "--imgsz", "a,b"], "--imgsz"),
+    ([], "exactly one of --source"),
+])
+def test_bench_errors(args, message, tmp_path) -> None:
+    proc = run_cli("bench", *args, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert message in proc.stderr.strip().splitlines()[-1]
