@@ -5,6 +5,8 @@ For every configuration (backend x imgsz x batch) it measures, on the user's own
 * model-only throughput: warm forward passes on one prepared input, the ceiling for that model;
 * end-to-end FPS of the whole pipeline, decode to H.264 encode (median of ``repeats`` runs after a warm-up),
   with per-stage latency percentiles, queue waits and frame-in to frame-out latency;
+* with ``live_fps``: the same source played in real time like a camera (oldest frames dropped when the
+  pipeline falls behind): the latency a live user sees, and how many frames were dropped;
 * peak CPU RSS and GPU memory;
 * with ``vs_ultralytics``: Ultralytics ``predict`` on the same weights, source, imgsz and device, with saving
   on and off, and the ratios.
@@ -57,6 +59,43 @@ class SyntheticSource:
 
     def close(self) -> None:
         self._next = self.frame_count or 0
+
+
+class PacedSource:
+    """Plays another source in real time, as a camera would: a live source (slow stages drop frames)."""
+
+    live = True
+
+    def __init__(self, inner, fps: float) -> None:  # noqa: ANN001
+        self._inner, self.fps = inner, fps
+        self.name, self.frame_count = f"{inner.name} (live at {fps:g} FPS)", None
+        self._t0: float | None = None
+        self._n = 0
+
+    def read(self) -> NDArray[np.uint8] | None:
+        if self._t0 is None:
+            self._t0 = time.perf_counter()
+        delay = self._t0 + self._n / self.fps - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        self._n += 1
+        return self._inner.read()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def live_run(make_source, seg, sem, *, frames: int, fps: float, out_dir: Path) -> dict:  # noqa: ANN001
+    """Frame-in to frame-out latency when frames arrive in real time at ``fps`` (camera-like)."""
+    from rtseg.pipeline import Pipeline
+    from rtseg.sinks import VideoFileSink
+
+    source = PacedSource(make_source(), fps)
+    summary = Pipeline(source, seg, [VideoFileSink(out_dir / "live.mp4", fps=fps)], semantic=sem,
+                       max_frames=frames).run()
+    latency = summary.stages_ms.get("latency", {})
+    return {"fps_in": fps, "frames_out": summary.frames, "dropped": summary.dropped,
+            "latency_ms": {k: round(v, 2) for k, v in latency.items()}}
 
 
 def parse_synthetic(text: str) -> tuple[int, int]:
@@ -193,7 +232,7 @@ def _write_clip(source, path: Path, frames: int) -> Path:  # noqa: ANN001
 def run_bench(*, model: str, semantic: str = "", source: str | None = None, synthetic: str | None = None,
               frames: int = 100, backends: Sequence[str] = ("auto",), imgszs: Sequence[int | None] = (None,),
               batches: Sequence[int] = (1,), device: str = "cpu", warmup: int = 10, repeats: int = 3,
-              vs_ultralytics: bool = False, progress=None) -> dict:  # noqa: ANN001
+              vs_ultralytics: bool = False, live_fps: float | None = None, progress=None) -> dict:  # noqa: ANN001
     """Measure every configuration; return the JSON-ready report (see the module docstring)."""
     from rtseg.backends.registry import load_backend
     from rtseg.models.yolo_seg import YoloSegModel
@@ -240,6 +279,10 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
             row["end_to_end"] = end_to_end(make_source, seg, sem, config.batch, frames=frames, warmup=warmup,
                                            repeats=repeats, out_dir=Path(tmp))
             row["e2e_vs_model_only"] = round(row["end_to_end"]["fps"] / row["model_only"]["fps"], 3)
+            if live_fps:
+                if progress:
+                    progress(f"{config.label}: live at {live_fps:g} FPS")
+                row["live"] = live_run(make_source, seg, sem, frames=frames, fps=live_fps, out_dir=Path(tmp))
             rows.append(row)
         ultra = None
         if vs_ultralytics:
@@ -286,6 +329,12 @@ def format_table(report: dict) -> str:
         if name in stages:
             s = stages[name]
             lines.append(f"{name:<14}{s['p50']:>8.1f}{s['p95']:>8.1f}{s['p99']:>8.1f}")
+    for row in report["configs"]:
+        if "live" in row:
+            live = row["live"]
+            lines.append(f"live at {live['fps_in']:g} FPS ({row['backend']} b{row['batch']}): latency p50 "
+                         f"{live['latency_ms'].get('p50', 0):.1f} ms, p95 {live['latency_ms'].get('p95', 0):.1f} ms, "
+                         f"{live['dropped']} of {live['frames_out'] + live['dropped']} frames dropped")
     lines.append(f"peak RSS {report['peak_rss_mib']:.0f} MiB"
                  + (f", peak GPU {report['peak_gpu_mib']:.0f} MiB" if report["peak_gpu_mib"] is not None else ""))
     return "\n".join(lines)

@@ -376,6 +376,9 @@ def demo(
     model: Annotated[str, typer.Option("--model", "-m", help="Weights to run. Default: rtseg's bundled nano "
                                        "model (trained on coco128, see rtseg/assets/MODEL_CARD.md).")] = "",
     jsonl: Annotated[Optional[Path], typer.Option(help="Also write JSON Lines results.")] = None,
+    conf: Annotated[float, typer.Option(help="Minimum detection score. The bundled model is weak (trained "
+                                        "from scratch on 128 images), hence the low default; use 0.25 with "
+                                        "real weights.")] = 0.1,
 ) -> None:
     """Build a short clip from sample photos shipped with Ultralytics and segment it (works offline)."""
     _setup_logging(False)
@@ -384,7 +387,7 @@ def demo(
     try:
         with tempfile.TemporaryDirectory(prefix="rtseg-demo-") as tmp:
             clip = build_clip(Path(tmp) / "demo_clip.avi")
-            code = _run([str(clip)], RunOptions(model=model, out=out, jsonl=jsonl))
+            code = _run([str(clip)], RunOptions(model=model, out=out, jsonl=jsonl, conf=conf))
     except RtsegError as exc:
         raise _fail(str(exc)) from None
     if code:
@@ -420,6 +423,9 @@ def bench(
                                                      "and library versions) here.")] = None,
     plot_out: Annotated[Optional[Path], typer.Option("--plot", help="Write per-stage stacked bars and FPS "
                                                      "per configuration as a PNG.")] = None,
+    live: Annotated[Optional[float], typer.Option("--live", help="Also play the source in real time at this "
+                                                  "FPS, like a camera, and report frame-in to frame-out "
+                                                  "latency and dropped frames.")] = None,
     vs: Annotated[Optional[str], typer.Option("--vs", help="'ultralytics': also time Ultralytics predict on "
                                               "the same weights, source, imgsz and device, saving on and "
                                               "off.")] = None,
@@ -451,7 +457,7 @@ def bench(
         report = run_bench(model=model or str(DEFAULT_MODEL), semantic=semantic, source=source,
                            synthetic=synthetic, frames=frames, backends=_csv(backend, str, "--backend"),
                            imgszs=sizes, batches=_csv(batch, int, "--batch"), device=device, warmup=warmup,
-                           repeats=repeats, vs_ultralytics=vs == "ultralytics",
+                           repeats=repeats, vs_ultralytics=vs == "ultralytics", live_fps=live,
                            progress=lambda msg: typer.echo(f"rtseg bench: {msg}", err=True))
     except ValueError as exc:
         raise _fail(f"--imgsz {imgsz!r}: {exc}") from None

@@ -52,11 +52,17 @@ def export_onnx(weights: str, *, out: Path | None = None, imgsz: int | None = No
             source = weights
         yolo = load_yolo(source)
         kwargs = {"nms": False} if info.end2end else {}  # nms=False keeps YOLO26's NMS-free head
+        from ultralytics.utils import LOGGER as ULTRALYTICS_LOGGER
+
+        level = ULTRALYTICS_LOGGER.level
+        ULTRALYTICS_LOGGER.setLevel(logging.WARNING)  # its export banner would land on the user's stdout
         try:
             produced = yolo.export(format="onnx", imgsz=size, dynamic=dynamic, simplify=True, batch=1,
                                    opset=opset, verbose=False, **kwargs)
         except Exception as exc:  # noqa: BLE001 - exporter failures come in many types
             raise ModelError(f"ONNX export of {weights} failed: {str(exc).strip().splitlines()[0]}") from None
+        finally:
+            ULTRALYTICS_LOGGER.setLevel(level)
         model = onnx.load(str(produced))
         meta = ModelInfo(names=info.names, imgsz=(size, size), task=info.task, stride=info.stride,
                          end2end=info.end2end, dynamic=dynamic)

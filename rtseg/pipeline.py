@@ -12,6 +12,7 @@ between frames, so outputs always end on a whole frame and are finalized.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import queue
@@ -274,7 +275,7 @@ class Pipeline:
                 return
 
     def _postprocess(self) -> None:
-        last_ns = 0
+        recent: collections.deque[int] = collections.deque(maxlen=30)
         while True:
             item, _ = self._get(self._inferred)
             if item is _END:
@@ -304,10 +305,10 @@ class Pipeline:
             frame.timings.postprocess_ns = t1 - t0
             annotated = None
             if self.draw and self.annotator is not None:
-                if last_ns:
-                    rate = 1e9 / max(t1 - last_ns, 1)
-                    self._fps_ema = rate if not self._fps_ema else 0.9 * self._fps_ema + 0.1 * rate
-                last_ns = t1
+                # HUD FPS over the last 30 frames: frames reach this stage in bursts, a per-frame rate lies
+                recent.append(t1)
+                if len(recent) > 1:
+                    self._fps_ema = (len(recent) - 1) * 1e9 / max(recent[-1] - recent[0], 1)
                 annotated = self.annotator.draw(frame.image, result, fps=self._fps_ema, inplace=True)
                 frame.timings.overlay_ns = time.perf_counter_ns() - t1
             frame.timings.leave(time.perf_counter_ns())

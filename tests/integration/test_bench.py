@@ -15,7 +15,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, object, str]
     tmp = tmp_path_factory.mktemp("bench")
     proc = run_cli("bench", "--synthetic", "320x240", "--frames", "12", "--warmup", "2", "--repeats", "2",
                    "--backend", "auto,torch", "--imgsz", "160,model", "--batch", "1,2", "--json",
-                   str(tmp / "b.json"), "--plot", str(tmp / "b.png"), "--vs", "ultralytics")
+                   str(tmp / "b.json"), "--plot", str(tmp / "b.png"), "--vs", "ultralytics", "--live", "15")
     assert proc.returncode == 0, proc.stderr
     return json.loads((tmp / "b.json").read_text()), tmp / "b.png", proc.stdout
 
@@ -33,6 +33,9 @@ def test_report_schema(report) -> None:
         assert c["backend_class"] == ("OrtBackend" if c["backend"] == "auto" else "TorchBackend")
         assert c["model_only"]["fps"] > 0 and c["end_to_end"]["fps"] > 0 and len(c["end_to_end"]["runs_fps"]) == 2
         assert c["end_to_end"]["frames"] == 12
+        live = c["live"]
+        assert live["fps_in"] == 15 and live["frames_out"] + live["dropped"] == 12
+        assert 0 < live["latency_ms"]["p50"] <= live["latency_ms"]["p95"]
         for stage in ("decode", "preprocess", "infer", "postprocess", "overlay", "encode", "queue_wait", "latency"):
             assert set(c["end_to_end"]["stages_ms"][stage]) == {"mean", "p50", "p95", "p99"}
         assert c["e2e_vs_ultralytics_save"] == pytest.approx(c["end_to_end"]["fps"] / data["ultralytics"]["save"]
