@@ -1,8 +1,9 @@
 """End-to-end FPS of ``rtseg run`` (writing an annotated video) vs Ultralytics ``predict(save=True)``.
 
 Same weights, same 1280x720 video, same imgsz / conf / iou, same machine, measured side by side in one
-run. Model loading is outside the timed region for both; each contender first processes a few frames
-to warm up. Results go to ``benchmarks/results/run_vs_ultralytics.json`` and a Markdown table.
+run. rtseg is driven through the same ``Pipeline``, source, annotator and H.264 video sink that
+``rtseg run`` builds. Model loading is outside the timed region for both; each contender first processes
+a few frames to warm up. Results go to ``benchmarks/results/run_vs_ultralytics.json`` and a Markdown table.
 
 Usage:
     python benchmarks/run_vs_ultralytics.py [--video V] [--weights W] [--imgsz 640] [--frames 150]
