@@ -29,8 +29,9 @@ from rtseg.errors import ConfigError, RtsegError  # noqa: E402
 
 app = typer.Typer(
     name="rtseg",
-    help="Real-time video instance segmentation: read video, a camera, images or a stream; write annotated "
-         "video, a live window or JSON Lines.\n\nStart with: rtseg demo",
+    help="Real-time video segmentation (instance, semantic, or both): read video, a camera, images or a "
+         "stream; write annotated video, a live window, JSON Lines or label maps; measure it with rtseg "
+         "bench.\n\nStart with: rtseg demo",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
