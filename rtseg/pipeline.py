@@ -358,8 +358,9 @@ class Pipeline:
         finally:
             self.summary.interrupted = self.stop.is_set() or self.summary.user_quit
             self._halt.set()
-            if self.source.live:
-                self.source.close()
+            interrupt = getattr(self.source, "interrupt", None)
+            if interrupt is not None:  # end a reconnect back-off now; the capture is released after the join
+                interrupt()
             for t in threads:
                 t.join(timeout=10)
             self.source.close()

@@ -117,6 +117,10 @@ class VideoSource:
         LOGGER.error("stream %s: gave up after %d reconnect attempts", self.name, self._max_reconnects)
         return False
 
+    def interrupt(self) -> None:
+        """Stop reconnecting and end the stream at the next read (safe from another thread)."""
+        self._closed.set()
+
     def close(self) -> None:
         self._closed.set()
         self._cap.release()

@@ -218,3 +218,20 @@ def test_batches_keep_frame_order_and_results() -> None:
     Pipeline(ListSource(10), YoloSegModel(Counting()), [sink], batch=4, on_frame=lambda f, r: seen.append(r)).run()
     assert calls == [4, 4, 2] and sink.indices == list(range(10))
     assert all(r.boxes_xyxy.tolist() == [[8.0, 8.0, 40.0, 40.0]] for r in seen)
+
+
+def test_stop_interrupts_a_stream_waiting_to_reconnect() -> None:
+    from rtseg.sources.video import VideoSource
+    from tests.unit.test_sources import FakeCapture
+
+    captures = iter([FakeCapture(3)] + [FakeCapture(0, opened=False)] * 5)
+    source = VideoSource("rtsp://cam", lambda: next(captures), live=True, reconnect=True, backoff_s=30.0,
+                         what="stream")
+    stop = threading.Event()
+    t0 = time.monotonic()
+    timer = threading.Timer(1.0, stop.set)  # Ctrl-C while the stream waits 30 s to reconnect
+    timer.start()
+    summary = Pipeline(source, YoloSegModel(StubBackend()), [NullSink()], stop=stop).run()
+    timer.cancel()
+    assert summary.interrupted and summary.frames + summary.dropped == 3
+    assert time.monotonic() - t0 < 5
