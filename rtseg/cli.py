@@ -146,6 +146,8 @@ class RunOptions:
     min_area: int = 0
     image_fps: float = 10.0
     quiet: bool = False
+    track: str | None = None
+    trails: int = 0
 
 
 @app.command()
@@ -191,6 +193,11 @@ def run(
                                              "and gaps narrower than it.")] = 0,
     min_area: Annotated[int, typer.Option(min=0, help="Drop mask and label regions smaller than this many "
                                           "pixels.")] = 0,
+    track: Annotated[Optional[str], typer.Option(help="Give instances persistent ids with Ultralytics' "
+                                                 "tracker: bytetrack, or botsort (compensates camera motion, "
+                                                 "for drones). Ids go to the JSONL and the overlay.")] = None,
+    trails: Annotated[int, typer.Option(min=0, help="With --track, draw each object's path over this many "
+                                        "frames.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or a GPU index.")] = "cpu",
     backend: Annotated[str, typer.Option(help="auto (from the model file), torch or onnxruntime.")] = "auto",
     half: Annotated[bool, typer.Option("--half", help="FP16 inference (CUDA only).")] = False,
@@ -216,13 +223,15 @@ def run(
       rtseg run 'frames/*.jpg' --save-frames annotated/ --model best.onnx
       rtseg run drone.mp4 --model deeplab.pt --save-labels labels/          (semantic only)
       rtseg run street.mp4 --model yolo.pt --semantic deeplab.pt -o both.mp4 (combined)
+      rtseg run drone.mp4 --track botsort --trails 30 --jsonl tracks.jsonl
     """
     _setup_logging(verbose)
     opts = RunOptions(model=model, semantic=semantic, out=out, jsonl=jsonl, show=show, save_frames=save_frames,
                       save_labels=save_labels, imgsz=imgsz, semantic_imgsz=semantic_imgsz, conf=conf, iou=iou,
                       classes=classes, device=device, backend=backend, half=half, max_frames=max_frames, hud=hud,
                       alpha=alpha, semantic_alpha=semantic_alpha, quality=quality, pad=pad, morph_open=morph_open,
-                      morph_close=morph_close, min_area=min_area, image_fps=image_fps, quiet=quiet)
+                      morph_close=morph_close, min_area=min_area, image_fps=image_fps, quiet=quiet, track=track,
+                      trails=trails)
     try:
         code = _run(sources, opts)
     except RtsegError as exc:
@@ -269,7 +278,10 @@ def _run(sources: list[str], opts: RunOptions) -> int:
     from rtseg.pipeline import Pipeline
     from rtseg.sinks import ImageFolderSink, JsonlSink, LabelMapSink, VideoFileSink, WindowSink, check_writable
     from rtseg.sources import open_source
+    from rtseg.tracking import TRACKERS
 
+    if opts.track and opts.track not in TRACKERS:
+        raise ConfigError(f"--track {opts.track!r}: expected one of {', '.join(TRACKERS)}")
     many = len(sources) > 1
     out = opts.out
     if not (out or opts.jsonl or opts.show or opts.save_frames or opts.save_labels):
@@ -280,6 +292,8 @@ def _run(sources: list[str], opts: RunOptions) -> int:
     opened = [open_source(s, image_fps=opts.image_fps) for s in sources]  # every source checked up front
     try:
         seg, sem = _load_models(opts)
+        if opts.track and seg is None:
+            raise ConfigError("--track needs an instance-segmentation model")
     except BaseException:
         for src in opened:
             src.close()
@@ -287,11 +301,17 @@ def _run(sources: list[str], opts: RunOptions) -> int:
     names = seg.names if seg is not None else ()
     sem_names = sem.names if sem is not None else ()
     sem_palette = sem.info.palette_bgr if sem is not None else ()
-    annotator = Annotator(names, alpha=opts.alpha, hud=opts.hud, semantic_names=sem_names,
-                          semantic_palette=sem_palette, semantic_alpha=opts.semantic_alpha)
     with _StopOnSignal() as stopper:
         for spec, source in zip(sources, opened):
             tag = _source_tag(spec)
+            annotator = Annotator(names, alpha=opts.alpha, hud=opts.hud, semantic_names=sem_names,
+                                  semantic_palette=sem_palette, semantic_alpha=opts.semantic_alpha,
+                                  trails=opts.trails if opts.track else 0)
+            tracker = None
+            if opts.track:
+                from rtseg.tracking import Tracker
+
+                tracker = Tracker(opts.track, frame_rate=source.fps, min_score=opts.conf)
             sinks: list = []
             try:
                 if out is not None:
@@ -316,7 +336,7 @@ def _run(sources: list[str], opts: RunOptions) -> int:
             total = min(filter(None, (source.frame_count, opts.max_frames)), default=None)
             bar = _progress(total, spec, opts.quiet)
             pipeline = Pipeline(source, seg, sinks, annotator=annotator, max_frames=opts.max_frames,
-                                stop=stopper.event, semantic=sem,
+                                stop=stopper.event, semantic=sem, tracker=tracker,
                                 on_frame=(lambda f, r, bar=bar: bar.update(1)) if bar else None)
             try:
                 summary = pipeline.run()

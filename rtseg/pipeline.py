@@ -29,6 +29,7 @@ from rtseg.models.yolo_seg import Prepared, YoloSegModel
 from rtseg.overlay.annotator import Annotator
 from rtseg.sinks.base import Sink, StopRequested
 from rtseg.sources.base import Source
+from rtseg.tracking import Tracker
 from rtseg.types import STAGES, Frame, FrameResult
 
 LOGGER = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class Pipeline:
         semantic: a semantic-segmentation stage; with ``model`` too, both run concurrently.
         batch: frames per inference call of the instance model (a file fills each batch; a live source
             takes what has arrived).
+        tracker: gives instances persistent ids (post-processing stage, in frame order).
         overlap_semantic: run the semantic model on its own thread (default); False runs it before the
             instance model on the same thread (the baseline the overlap gain is measured against).
     """
@@ -99,11 +101,13 @@ class Pipeline:
                  annotator: Annotator | None = None, max_frames: int | None = None, queue_size: int = 4,
                  stop: threading.Event | None = None,
                  on_frame: Callable[[Frame, FrameResult], None] | None = None,
-                 semantic: SemanticModel | None = None, overlap_semantic: bool = True, batch: int = 1) -> None:
+                 semantic: SemanticModel | None = None, overlap_semantic: bool = True, batch: int = 1,
+                 tracker: Tracker | None = None) -> None:
         if model is None and semantic is None:
             raise ValueError("Pipeline needs an instance model, a semantic model, or both")
         self.source, self.model, self.sinks = source, model, list(sinks)
         self.semantic = semantic
+        self.tracker = tracker
         if batch < 1:
             raise ValueError(f"batch: expected >= 1, got {batch}")
         self.batch = batch
@@ -300,6 +304,8 @@ class Pipeline:
                     frame.timings.queue_wait_ns += wait
                     t0 += wait  # waiting for the semantic thread is queue time, not post-processing
                     result = replace(result, semantic=labels)
+            if self.tracker is not None:
+                result = self.tracker.update(result, frame.image)
             result = replace(result, timestamp_s=frame.timestamp_s, timings=frame.timings)
             t1 = time.perf_counter_ns()
             frame.timings.postprocess_ns = t1 - t0

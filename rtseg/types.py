@@ -131,6 +131,7 @@ class FrameResult:
         class_ids: (N,) int32 class indices into the model's names.
         masks: box-local instance masks, or None for a detection-only result.
         semantic: (H, W) uint8 class id per pixel from a semantic model, or None.
+        track_ids: (N,) int64 persistent track id of each instance when tracking, or None.
         timestamp_s: position of the frame in its source, in seconds.
         timings: per-stage timings of this frame.
     """
@@ -142,6 +143,7 @@ class FrameResult:
     class_ids: NDArray[np.int32]
     masks: InstanceMasks | None = None
     semantic: NDArray[np.uint8] | None = None
+    track_ids: NDArray[np.int64] | None = None
     timestamp_s: float = 0.0
     timings: StageTimings = field(default_factory=StageTimings)
 
@@ -158,6 +160,11 @@ class FrameResult:
                 raise ValueError(f"FrameResult.{f.name}: expected {n} entries, got {len(getattr(self, f.name))}")
         if self.masks is not None and len(self.masks) != n:
             raise ValueError(f"FrameResult.masks: expected {n} masks, got {len(self.masks)}")
+        if self.track_ids is not None:
+            ids = np.asarray(self.track_ids, dtype=np.int64)
+            if ids.shape != (n,):
+                raise ValueError(f"FrameResult.track_ids: expected shape ({n},), got {ids.shape}")
+            object.__setattr__(self, "track_ids", ids)
         if self.semantic is not None and (self.semantic.shape != tuple(self.image_hw)
                                           or self.semantic.dtype != np.uint8):
             raise ValueError(f"FrameResult.semantic: expected uint8 {tuple(self.image_hw)}, got "
@@ -174,4 +181,5 @@ class FrameResult:
     def select(self, keep: NDArray[np.bool_] | NDArray[np.intp]) -> FrameResult:
         """A result with only the instances picked by a boolean mask or an index array."""
         return replace(self, boxes_xyxy=self.boxes_xyxy[keep], scores=self.scores[keep],
-                       class_ids=self.class_ids[keep], masks=None if self.masks is None else self.masks.select(keep))
+                       class_ids=self.class_ids[keep], masks=None if self.masks is None else self.masks.select(keep),
+                       track_ids=None if self.track_ids is None else self.track_ids[keep])

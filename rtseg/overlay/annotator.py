@@ -7,6 +7,8 @@ instance's box-local crop, so their cost grows with mask area, not with instance
 
 from __future__ import annotations
 
+import collections
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -28,16 +30,20 @@ class Annotator:
         semantic_palette: one BGR colour per semantic class.
         semantic_alpha: opacity of the semantic colours (low, so instances stay readable).
         legend: list the semantic classes present in the frame, bottom left.
+        trails: with tracking, draw each track's path over this many past frames (0: none).
     """
 
     def __init__(self, names: tuple[str, ...], *, alpha: float = 0.45, boxes: bool = True, labels: bool = True,
                  hud: bool = False, semantic_names: tuple[str, ...] = (),
                  semantic_palette: tuple[tuple[int, int, int], ...] = (), semantic_alpha: float = 0.35,
-                 legend: bool = True) -> None:
+                 legend: bool = True, trails: int = 0) -> None:
         self.names = names
         self.alpha = float(alpha)
         self.boxes, self.labels, self.hud = boxes, labels, hud
         self.semantic_names = semantic_names
+        self.trails = int(trails)
+        self._paths: dict[int, collections.deque] = {}
+        self._last_seen: dict[int, int] = {}
         self.semantic_alpha, self.legend = float(semantic_alpha), legend
         lut = np.zeros((256, 3), np.uint8)
         lut[: len(semantic_palette)] = np.asarray(semantic_palette, np.uint8).reshape(-1, 3)
@@ -58,28 +64,48 @@ class Annotator:
         present: list[int] = []
         if result.semantic is not None and self.semantic_alpha > 0:
             present = self._draw_semantic(out, result.semantic)
+        tracks = result.track_ids
+        # with tracking, colours follow the track (stable per object), else the class
+        keys = tracks if tracks is not None else result.class_ids
         if result.masks is not None and self.alpha > 0:
-            for crop, (x, y), cls in zip(result.masks.crops, result.masks.origins_xy, result.class_ids):
+            for crop, (x, y), key in zip(result.masks.crops, result.masks.origins_xy, keys):
                 if crop.size == 0:
                     continue
                 roi = out[y : y + crop.shape[0], x : x + crop.shape[1]]
-                color = np.array(color_for(cls), dtype=np.float32)
+                color = np.array(color_for(key), dtype=np.float32)
                 pixels = roi[crop].astype(np.float32)
                 roi[crop] = (pixels * (1.0 - self.alpha) + color * self.alpha).astype(np.uint8)
-        for box, score, cls in zip(result.boxes_xyxy, result.scores, result.class_ids):
-            color = color_for(cls)
+        if tracks is not None and self.trails > 0:
+            self._draw_trails(out, result, thickness)
+        for i, (box, score, cls) in enumerate(zip(result.boxes_xyxy, result.scores, result.class_ids)):
+            color = color_for(keys[i])
             x1, y1, x2, y2 = (int(round(v)) for v in box)
             if self.boxes:
                 cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
             if self.labels:
                 name = self.names[cls] if 0 <= cls < len(self.names) else str(int(cls))
-                self._label(out, f"{name} {score:.2f}", (x1, y1), color, thickness)
+                prefix = f"#{tracks[i]} " if tracks is not None else ""
+                self._label(out, f"{prefix}{name} {score:.2f}", (x1, y1), color, thickness)
         if present and self.legend:
             self._draw_legend(out, present, thickness)
         if self.hud:
             text = f"frame {result.frame_index}" + (f"  {fps:.1f} FPS" if fps else "") + f"  {len(result)} obj"
             self._label(out, text, (0, 0), (40, 40, 40), thickness, below=True)
         return out
+
+    def _draw_trails(self, out: NDArray[np.uint8], result: FrameResult, thickness: int) -> None:
+        """Each track's recent box centres as a polyline; tracks unseen for ``trails`` frames are forgotten."""
+        assert result.track_ids is not None
+        frame = result.frame_index
+        for tid, box in zip(result.track_ids.tolist(), result.boxes_xyxy):
+            path = self._paths.setdefault(tid, collections.deque(maxlen=self.trails))
+            path.append((int((box[0] + box[2]) / 2), int((box[1] + box[3]) / 2)))
+            self._last_seen[tid] = frame
+        for tid in [t for t, seen in self._last_seen.items() if frame - seen > self.trails]:
+            del self._paths[tid], self._last_seen[tid]
+        for tid, path in self._paths.items():
+            if len(path) > 1:
+                cv2.polylines(out, [np.array(path, np.int32)], False, color_for(tid), thickness, cv2.LINE_AA)
 
     def _draw_semantic(self, out: NDArray[np.uint8], labels: NDArray[np.uint8]) -> list[int]:
         """Blend class colours over the frame (skipping background-like classes); return the classes present."""

@@ -9,9 +9,10 @@ Record::
      "timings_ms": {"decode": 1.2, "preprocess": 0.8, "infer": 35.1, "postprocess": 2.0,
                     "overlay": 0.9, "queue_wait": 0.3}}
 
-``mask`` decodes with ``pycocotools.mask.decode`` (``counts`` encoded to bytes). With a semantic model
-the record also has ``"semantic": [{"class_id", "class_name", "area_fraction", "mask"}]``, one entry per
-class present in the frame, the mask being that class's pixels as COCO RLE.
+With ``--track`` each detection also has ``"track_id"``. ``mask`` decodes with
+``pycocotools.mask.decode`` (``counts`` encoded to bytes). With a semantic model the record also has
+``"semantic": [{"class_id", "class_name", "area_fraction", "mask"}]``, one entry per class present in the
+frame, the mask being that class's pixels as COCO RLE.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def result_record(frame: Frame, result: FrameResult, names: tuple[str, ...],
         det = {"class_id": cls, "class_name": names[cls] if 0 <= cls < len(names) else str(cls),
                "score": round(float(result.scores[i]), 5),
                "box_xyxy": [round(float(v), 2) for v in result.boxes_xyxy[i]]}
+        if result.track_ids is not None:
+            det["track_id"] = int(result.track_ids[i])
         if masks is not None:
             det["mask"] = encode_crop(masks.crops[i], masks.origins_xy[i], result.image_hw)
         detections.append(det)

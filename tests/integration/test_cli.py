@@ -166,3 +166,26 @@ def test_help_teaches() -> None:
     for option in ("--model", "--out", "--jsonl", "--show", "--imgsz", "--conf", "--iou", "--classes",
                    "--device", "--backend", "--max-frames", "Examples"):
         assert option in proc.stdout
+
+
+@pytest.mark.data
+def test_track_ids_persist_on_real_video(tmp_path: Path) -> None:
+    video = DATA / "videos" / "people_walking_highangle.avi"
+    jsonl = tmp_path / "tracks.jsonl"
+    proc = run_cli("run", str(video), "--track", "bytetrack", "--trails", "10", "--jsonl", str(jsonl),
+                   "--out", str(tmp_path / "t.mp4"), "--max-frames", "30", "--imgsz", "640", "--conf", "0.1")
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(records) == 30 and count_frames(tmp_path / "t.mp4")[0] == 30
+    frames_per_id: dict[int, int] = {}
+    for r in records:
+        ids = [d["track_id"] for d in r["detections"]]
+        assert len(ids) == len(set(ids))  # one detection per track per frame
+        for i in ids:
+            frames_per_id[i] = frames_per_id.get(i, 0) + 1
+    assert max(frames_per_id.values()) >= 25, frames_per_id  # someone is followed through the clip
+
+
+def test_unknown_tracker_is_one_line(tmp_path: Path, video30: Path) -> None:
+    _one_line_error(run_cli("run", str(video30), "--track", "sort", "--out", str(tmp_path / "o.mp4")),
+                    "bytetrack, botsort")
