@@ -148,6 +148,10 @@ class RunOptions:
     quiet: bool = False
     track: str | None = None
     trails: int = 0
+    tile: int | None = None
+    overlap: float = 0.2
+    tile_full: bool = False
+    tile_merge: str = "nmm"
 
 
 @app.command()
@@ -193,6 +197,17 @@ def run(
                                              "and gaps narrower than it.")] = 0,
     min_area: Annotated[int, typer.Option(min=0, help="Drop mask and label regions smaller than this many "
                                           "pixels.")] = 0,
+    tile: Annotated[Optional[int], typer.Option(help="Sliced inference for large frames with small objects "
+                                                "(drones, 4K): cut each frame into TILE-pixel tiles run as "
+                                                "one batch; --imgsz defaults to the tile size.")] = None,
+    overlap: Annotated[float, typer.Option(min=0.0, max=0.9, help="Fraction of a tile shared with its "
+                                           "neighbour; objects smaller than tile x overlap are always whole "
+                                           "in some tile.")] = 0.2,
+    tile_full: Annotated[bool, typer.Option("--tile-full", help="Also run the whole frame, for objects "
+                                            "larger than a tile.")] = False,
+    tile_merge: Annotated[str, typer.Option(help="Duplicates across tile seams: nmm merges them into their "
+                                            "union (objects cut by a seam come out whole), nms keeps the "
+                                            "best.")] = "nmm",
     track: Annotated[Optional[str], typer.Option(help="Give instances persistent ids with Ultralytics' "
                                                  "tracker: bytetrack, or botsort (compensates camera motion, "
                                                  "for drones). Ids go to the JSONL and the overlay.")] = None,
@@ -231,7 +246,7 @@ def run(
                       classes=classes, device=device, backend=backend, half=half, max_frames=max_frames, hud=hud,
                       alpha=alpha, semantic_alpha=semantic_alpha, quality=quality, pad=pad, morph_open=morph_open,
                       morph_close=morph_close, min_area=min_area, image_fps=image_fps, quiet=quiet, track=track,
-                      trails=trails)
+                      trails=trails, tile=tile, overlap=overlap, tile_full=tile_full, tile_merge=tile_merge)
     try:
         code = _run(sources, opts)
     except RtsegError as exc:
@@ -259,17 +274,26 @@ def _load_models(opts: RunOptions):  # noqa: ANN202 - (YoloSegModel | None, Sema
         from rtseg.models.yolo_seg import YoloSegModel
 
         net = load_backend(instance_spec, backend=opts.backend, device=opts.device, half=opts.half)
-        seg = YoloSegModel(net, imgsz=opts.imgsz, conf=opts.conf, iou=opts.iou,
+        seg = YoloSegModel(net, imgsz=opts.imgsz or opts.tile, conf=opts.conf, iou=opts.iou,
                            classes=_parse_classes(opts.classes, net.info.names), **morph)
+        if opts.tile:
+            from rtseg.tiling import TiledYoloSeg
+
+            seg = TiledYoloSeg(seg, tile=opts.tile, overlap=opts.overlap, full_frame=opts.tile_full,
+                               merge=opts.tile_merge)
     if semantic_spec:
         from rtseg.backends.registry import check_device
         from rtseg.backends.semantic_backend import load_semantic_backend
         from rtseg.models.semantic import SemanticModel
 
         device = check_device(opts.device, half=opts.half)
+        imgsz = opts.semantic_imgsz if seg is not None else (opts.semantic_imgsz or opts.imgsz)
         sem = SemanticModel(load_semantic_backend(semantic_spec, device=device, half=opts.half),
-                            imgsz=opts.semantic_imgsz if seg is not None else (opts.semantic_imgsz or opts.imgsz),
-                            quality=opts.quality, pad=opts.pad, **morph)
+                            imgsz=imgsz or opts.tile, quality=opts.quality, pad=opts.pad, **morph)
+        if opts.tile:
+            from rtseg.tiling import TiledSemantic
+
+            sem = TiledSemantic(sem, tile=opts.tile, overlap=opts.overlap)
     return seg, sem
 
 

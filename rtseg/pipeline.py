@@ -29,6 +29,7 @@ from rtseg.models.yolo_seg import Prepared, YoloSegModel
 from rtseg.overlay.annotator import Annotator
 from rtseg.sinks.base import Sink, StopRequested
 from rtseg.sources.base import Source
+from rtseg.tiling import TiledSemantic, TiledYoloSeg
 from rtseg.tracking import Tracker
 from rtseg.types import STAGES, Frame, FrameResult
 
@@ -97,19 +98,19 @@ class Pipeline:
             instance model on the same thread (the baseline the overlap gain is measured against).
     """
 
-    def __init__(self, source: Source, model: YoloSegModel | None, sinks: Sequence[Sink], *,
+    def __init__(self, source: Source, model: YoloSegModel | TiledYoloSeg | None, sinks: Sequence[Sink], *,
                  annotator: Annotator | None = None, max_frames: int | None = None, queue_size: int = 4,
                  stop: threading.Event | None = None,
                  on_frame: Callable[[Frame, FrameResult], None] | None = None,
-                 semantic: SemanticModel | None = None, overlap_semantic: bool = True, batch: int = 1,
+                 semantic: SemanticModel | TiledSemantic | None = None, overlap_semantic: bool = True, batch: int = 1,
                  tracker: Tracker | None = None) -> None:
         if model is None and semantic is None:
             raise ValueError("Pipeline needs an instance model, a semantic model, or both")
         self.source, self.model, self.sinks = source, model, list(sinks)
         self.semantic = semantic
         self.tracker = tracker
-        if batch < 1:
-            raise ValueError(f"batch: expected >= 1, got {batch}")
+        if batch < 1 or (batch > 1 and isinstance(model, TiledYoloSeg)):
+            raise ValueError(f"batch: expected >= 1 (1 with tiling, whose tiles are the batch), got {batch}")
         self.batch = batch
         self._overlap = overlap_semantic and model is not None and semantic is not None
         self._sem_in: queue.Queue = queue.Queue(maxsize=queue_size)
@@ -254,14 +255,19 @@ class Pipeline:
             t0 = time.perf_counter_ns()
             device = getattr(self.model.backend, "device", None)
             with self._on_own_stream(device):
-                preds, protos = self.model.infer(batch)
+                out = self.model.infer(batch)
                 if device is not None and device.type == "cuda":
                     torch.cuda.current_stream(device).synchronize()  # the post thread reads the outputs next
             t1 = time.perf_counter_ns()
+            if len(frames) == 1:
+                outputs = [out]
+            else:
+                preds, protos = out
+                outputs = [(preds[i : i + 1], protos[i : i + 1]) for i in range(len(frames))]
             for i, frame in enumerate(frames):
                 frame.timings.infer_ns = t1 - t0
                 frame.timings.leave(t1)
-                raw = ((preds[i : i + 1], protos[i : i + 1]), labels[i])
+                raw = (outputs[i], labels[i])
                 if not self._put(self._inferred, (frame, preps[i], raw)):
                     return
         if concurrent:
