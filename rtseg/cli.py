@@ -152,6 +152,8 @@ class RunOptions:
     overlap: float = 0.2
     tile_full: bool = False
     tile_merge: str = "nmm"
+    class_file: Path | None = None
+    instance_palette: tuple | None = None
 
 
 @app.command()
@@ -208,6 +210,8 @@ def run(
     tile_merge: Annotated[str, typer.Option(help="Duplicates across tile seams: nmm merges them into their "
                                             "union (objects cut by a seam come out whole), nms keeps the "
                                             "best.")] = "nmm",
+    class_file: Annotated[Optional[Path], typer.Option(help="YAML/JSON with class names, colours and merges "
+                                                       "(e.g. aerial land cover); see rtseg/classmap.py.")] = None,
     track: Annotated[Optional[str], typer.Option(help="Give instances persistent ids with Ultralytics' "
                                                  "tracker: bytetrack, or botsort (compensates camera motion, "
                                                  "for drones). Ids go to the JSONL and the overlay.")] = None,
@@ -246,7 +250,8 @@ def run(
                       classes=classes, device=device, backend=backend, half=half, max_frames=max_frames, hud=hud,
                       alpha=alpha, semantic_alpha=semantic_alpha, quality=quality, pad=pad, morph_open=morph_open,
                       morph_close=morph_close, min_area=min_area, image_fps=image_fps, quiet=quiet, track=track,
-                      trails=trails, tile=tile, overlap=overlap, tile_full=tile_full, tile_merge=tile_merge)
+                      trails=trails, tile=tile, overlap=overlap, tile_full=tile_full, tile_merge=tile_merge,
+                      class_file=class_file)
     try:
         code = _run(sources, opts)
     except RtsegError as exc:
@@ -294,6 +299,20 @@ def _load_models(opts: RunOptions):  # noqa: ANN202 - (YoloSegModel | None, Sema
             from rtseg.tiling import TiledSemantic
 
             sem = TiledSemantic(sem, tile=opts.tile, overlap=opts.overlap)
+    if opts.class_file is not None:
+        from rtseg.classmap import RemappedSemantic, load_class_file
+
+        maps = load_class_file(opts.class_file)
+        sem_map = maps.get("semantic") or (maps.get("default") if sem is not None else None)
+        inst_map = maps.get("instance") or (maps.get("default") if sem is None else None)
+        if sem is not None and sem_map is not None:
+            sem = RemappedSemantic(sem, sem_map)
+        if seg is not None and inst_map is not None:
+            if inst_map.lut is not None or len(inst_map.names) < len(seg.names):
+                raise ConfigError(f"--class-file: the instance model has {len(seg.names)} classes; give as many "
+                                  "names ('map' applies to semantic models only)")
+            seg.names = inst_map.names
+            opts.instance_palette = inst_map.palette_bgr
     return seg, sem
 
 
@@ -330,7 +349,7 @@ def _run(sources: list[str], opts: RunOptions) -> int:
             tag = _source_tag(spec)
             annotator = Annotator(names, alpha=opts.alpha, hud=opts.hud, semantic_names=sem_names,
                                   semantic_palette=sem_palette, semantic_alpha=opts.semantic_alpha,
-                                  trails=opts.trails if opts.track else 0)
+                                  trails=opts.trails if opts.track else 0, palette=opts.instance_palette)
             tracker = None
             if opts.track:
                 from rtseg.tracking import Tracker

@@ -31,17 +31,20 @@ class Annotator:
         semantic_alpha: opacity of the semantic colours (low, so instances stay readable).
         legend: list the semantic classes present in the frame, bottom left.
         trails: with tracking, draw each track's path over this many past frames (0: none).
+        palette: BGR colour per instance class (default: rtseg's palette); tracks keep rtseg's palette.
     """
 
     def __init__(self, names: tuple[str, ...], *, alpha: float = 0.45, boxes: bool = True, labels: bool = True,
                  hud: bool = False, semantic_names: tuple[str, ...] = (),
                  semantic_palette: tuple[tuple[int, int, int], ...] = (), semantic_alpha: float = 0.35,
-                 legend: bool = True, trails: int = 0) -> None:
+                 legend: bool = True, trails: int = 0,
+                 palette: tuple[tuple[int, int, int], ...] | None = None) -> None:
         self.names = names
         self.alpha = float(alpha)
         self.boxes, self.labels, self.hud = boxes, labels, hud
         self.semantic_names = semantic_names
         self.trails = int(trails)
+        self.palette = palette
         self._paths: dict[int, collections.deque] = {}
         self._last_seen: dict[int, int] = {}
         self.semantic_alpha, self.legend = float(semantic_alpha), legend
@@ -67,18 +70,20 @@ class Annotator:
         tracks = result.track_ids
         # with tracking, colours follow the track (stable per object), else the class
         keys = tracks if tracks is not None else result.class_ids
+        colour = color_for if tracks is not None or not self.palette else (
+            lambda k: self.palette[int(k) % len(self.palette)])  # type: ignore[index]
         if result.masks is not None and self.alpha > 0:
             for crop, (x, y), key in zip(result.masks.crops, result.masks.origins_xy, keys):
                 if crop.size == 0:
                     continue
                 roi = out[y : y + crop.shape[0], x : x + crop.shape[1]]
-                color = np.array(color_for(key), dtype=np.float32)
+                color = np.array(colour(key), dtype=np.float32)
                 pixels = roi[crop].astype(np.float32)
                 roi[crop] = (pixels * (1.0 - self.alpha) + color * self.alpha).astype(np.uint8)
         if tracks is not None and self.trails > 0:
             self._draw_trails(out, result, thickness)
         for i, (box, score, cls) in enumerate(zip(result.boxes_xyxy, result.scores, result.class_ids)):
-            color = color_for(keys[i])
+            color = colour(keys[i])
             x1, y1, x2, y2 = (int(round(v)) for v in box)
             if self.boxes:
                 cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
