@@ -189,3 +189,17 @@ def test_track_ids_persist_on_real_video(tmp_path: Path) -> None:
 def test_unknown_tracker_is_one_line(tmp_path: Path, video30: Path) -> None:
     _one_line_error(run_cli("run", str(video30), "--track", "sort", "--out", str(tmp_path / "o.mp4")),
                     "bytetrack, botsort")
+
+
+def test_tiled_run_keeps_frames_and_size(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "wide.avi", frames=4, size_wh=(1280, 720))
+    out, jsonl = tmp_path / "tiled.mp4", tmp_path / "tiled.jsonl"
+    proc = run_cli("run", str(video), "--tile", "480", "--overlap", "0.25", "--tile-full", "--conf", "0.01",
+                   "--out", str(out), "--jsonl", str(jsonl))
+    assert proc.returncode == 0, proc.stderr
+    assert count_frames(out) == (4, (720, 1280))
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(records) == 4 and all(r["image_hw"] == [720, 1280] for r in records)
+    for det in (d for r in records for d in r["detections"]):
+        x1, y1, x2, y2 = det["box_xyxy"]
+        assert 0 <= x1 <= x2 <= 1280 and 0 <= y1 <= y2 <= 720
