@@ -18,7 +18,6 @@ import signal  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Annotated, Optional  # noqa: E402
 
@@ -26,6 +25,7 @@ import typer  # noqa: E402
 
 from rtseg import DEFAULT_MODEL, __version__  # noqa: E402
 from rtseg.errors import ConfigError, RtsegError  # noqa: E402
+from rtseg.runner import RunOptions, load_models  # noqa: E402
 
 app = typer.Typer(
     name="rtseg",
@@ -52,21 +52,6 @@ def _setup_logging(verbose: bool) -> None:
 def _fail(message: str, code: int = 2) -> typer.Exit:
     typer.echo(f"rtseg: error: {message}", err=True)
     return typer.Exit(code)
-
-
-def _parse_classes(text: str | None, names: tuple[str, ...]) -> list[int] | None:
-    if not text:
-        return None
-    ids = []
-    lookup = {n.lower(): i for i, n in enumerate(names)}
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        if part.isdigit():
-            ids.append(int(part))
-        elif part.lower() in lookup:
-            ids.append(lookup[part.lower()])
-        else:
-            raise ConfigError(f"--classes: {part!r} is neither a class id nor a class name of this model")
-    return ids
 
 
 def _suffixed(path: Path | None, tag: str, many: bool) -> Path | None:
@@ -114,46 +99,6 @@ def _print_summary(summary, outputs: list[str]) -> None:  # noqa: ANN001
             lines.append(f"  {name:<12}{stats['p50']:>9.1f}{stats['p95']:>9.1f}")
     lines += [f"  wrote {o}" for o in outputs]
     typer.echo("\n".join(lines), err=True)
-
-
-@dataclass
-class RunOptions:
-    """Everything ``rtseg run`` and ``rtseg demo`` pass to :func:`_run`."""
-
-    model: str = ""
-    semantic: str = ""
-    out: Path | None = None
-    jsonl: Path | None = None
-    show: bool = False
-    save_frames: Path | None = None
-    save_labels: Path | None = None
-    imgsz: int | None = None
-    semantic_imgsz: int | None = None
-    conf: float = 0.25
-    iou: float = 0.7
-    classes: str | None = None
-    device: str = "cpu"
-    backend: str = "auto"
-    half: bool = False
-    max_frames: int | None = None
-    hud: bool = True
-    alpha: float = 0.45
-    semantic_alpha: float = 0.35
-    quality: str = "fast"
-    pad: int = 0
-    morph_open: int = 0
-    morph_close: int = 0
-    min_area: int = 0
-    image_fps: float = 10.0
-    quiet: bool = False
-    track: str | None = None
-    trails: int = 0
-    tile: int | None = None
-    overlap: float = 0.2
-    tile_full: bool = False
-    tile_merge: str = "nmm"
-    class_file: Path | None = None
-    instance_palette: tuple | None = None
 
 
 @app.command()
@@ -262,60 +207,6 @@ def run(
         raise typer.Exit(code)
 
 
-def _load_models(opts: RunOptions):  # noqa: ANN202 - (YoloSegModel | None, SemanticModel | None)
-    from rtseg.backends.registry import load_backend, model_task
-
-    instance_spec, semantic_spec = opts.model or str(DEFAULT_MODEL), opts.semantic
-    if opts.model and not opts.semantic and model_task(opts.model) == "semantic":
-        instance_spec, semantic_spec = "", opts.model  # semantic-only run
-    elif semantic_spec and model_task(semantic_spec) != "semantic":
-        raise ConfigError(f"--semantic {semantic_spec}: not a semantic-segmentation model (pass instance "
-                          "models with --model)")
-    if not semantic_spec and opts.save_labels:
-        raise ConfigError("--save-labels needs a semantic model (--semantic, or a semantic --model)")
-    seg = sem = None
-    morph = {"open_px": opts.morph_open, "close_px": opts.morph_close, "min_area": opts.min_area}
-    if instance_spec:
-        from rtseg.models.yolo_seg import YoloSegModel
-
-        net = load_backend(instance_spec, backend=opts.backend, device=opts.device, half=opts.half)
-        seg = YoloSegModel(net, imgsz=opts.imgsz or opts.tile, conf=opts.conf, iou=opts.iou,
-                           classes=_parse_classes(opts.classes, net.info.names), **morph)
-        if opts.tile:
-            from rtseg.tiling import TiledYoloSeg
-
-            seg = TiledYoloSeg(seg, tile=opts.tile, overlap=opts.overlap, full_frame=opts.tile_full,
-                               merge=opts.tile_merge)
-    if semantic_spec:
-        from rtseg.backends.registry import check_device
-        from rtseg.backends.semantic_backend import load_semantic_backend
-        from rtseg.models.semantic import SemanticModel
-
-        device = check_device(opts.device, half=opts.half)
-        imgsz = opts.semantic_imgsz if seg is not None else (opts.semantic_imgsz or opts.imgsz)
-        sem = SemanticModel(load_semantic_backend(semantic_spec, device=device, half=opts.half),
-                            imgsz=imgsz or opts.tile, quality=opts.quality, pad=opts.pad, **morph)
-        if opts.tile:
-            from rtseg.tiling import TiledSemantic
-
-            sem = TiledSemantic(sem, tile=opts.tile, overlap=opts.overlap)
-    if opts.class_file is not None:
-        from rtseg.classmap import RemappedSemantic, load_class_file
-
-        maps = load_class_file(opts.class_file)
-        sem_map = maps.get("semantic") or (maps.get("default") if sem is not None else None)
-        inst_map = maps.get("instance") or (maps.get("default") if sem is None else None)
-        if sem is not None and sem_map is not None:
-            sem = RemappedSemantic(sem, sem_map)
-        if seg is not None and inst_map is not None:
-            if inst_map.lut is not None or len(inst_map.names) < len(seg.names):
-                raise ConfigError(f"--class-file: the instance model has {len(seg.names)} classes; give as many "
-                                  "names ('map' applies to semantic models only)")
-            seg.names = inst_map.names
-            opts.instance_palette = inst_map.palette_bgr
-    return seg, sem
-
-
 def _run(sources: list[str], opts: RunOptions) -> int:
     from rtseg.overlay.annotator import Annotator
     from rtseg.pipeline import Pipeline
@@ -334,7 +225,7 @@ def _run(sources: list[str], opts: RunOptions) -> int:
             check_writable(path, what=what)
     opened = [open_source(s, image_fps=opts.image_fps) for s in sources]  # every source checked up front
     try:
-        seg, sem = _load_models(opts)
+        seg, sem = load_models(opts)
         if opts.track and seg is None:
             raise ConfigError("--track needs an instance-segmentation model")
     except BaseException:
