@@ -91,3 +91,27 @@ def test_weak_detections_are_tracked_when_asked_for() -> None:
 def test_unknown_tracker() -> None:
     with pytest.raises(ConfigError, match="bytetrack, botsort"):
         Tracker("sort")
+
+
+def test_track_stays_continuous_across_tile_seams() -> None:
+    """A square moving through the overlap of two tiles is merged into one detection and keeps one id."""
+    from rtseg.tiling import TiledYoloSeg
+    from tests.unit.test_tiling import SquaresBackend
+
+    class Crossing(MovingSquare):
+        def read(self):  # noqa: ANN201
+            if self._i >= self.frame_count:
+                return None
+            image = np.full((640, 1280, 3), 40, np.uint8)
+            x = 350 + 20 * self._i  # tile edges at 512 and 640 (tile 640, overlap 0.2)
+            image[300:380, x : x + 80] = 255
+            self._i += 1
+            return image
+
+    seen = []
+    model = TiledYoloSeg(YoloSegModel(SquaresBackend()), tile=640, overlap=0.2)
+    Pipeline(Crossing(20), model, [NullSink()], tracker=Tracker("bytetrack", frame_rate=10),
+             on_frame=lambda f, r: seen.append(r)).run()
+    assert [len(r) for r in seen] == [1] * 20
+    assert {int(r.track_ids[0]) for r in seen} == {1}
+    np.testing.assert_allclose([r.boxes_xyxy[0, 0] for r in seen], [350 + 20 * i for i in range(20)], atol=1)

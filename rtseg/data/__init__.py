@@ -1,0 +1,1 @@
+"""Dataset readers for training and evaluating rtseg models (not used by the real-time pipeline)."""
