@@ -100,7 +100,7 @@ def load_backend(model: str | Path, *, backend: str = "auto", device: str = "cpu
     device = check_device(device, half=half)
     if is_pt and (wanted == "onnx" or (wanted is None and device == "cpu")) \
             and importlib.util.find_spec("onnxruntime") is not None:
-        # On a CPU, ONNX Runtime runs YOLO-seg ~1.5x faster than PyTorch (benchmarks/): export once, cache it.
+        # On a CPU, ONNX Runtime runs the pipeline 1.7x faster than PyTorch (benchmarks/): export once, cache.
         from rtseg.export import cached_onnx
 
         if not Path(str(model)).is_file():
