@@ -18,7 +18,6 @@ import argparse
 import json
 import platform
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -40,26 +39,19 @@ def clip_720p(path: Path, frames: int) -> Path:
     return path
 
 
-def bench_rtseg(model_path: str, video: Path, imgsz: int, out: Path, warmup: int, backend: str,
+def bench_rtseg(model_path: str, video: Path, imgsz: int, out_dir: Path, warmup: int, backend: str,
                 frames: int) -> dict:
+    """rtseg's pipeline as ``rtseg run`` builds it, timed by the same code as ``rtseg bench``."""
     from rtseg.backends.registry import load_backend
+    from rtseg.bench import end_to_end
     from rtseg.models.yolo_seg import YoloSegModel
-    from rtseg.overlay.annotator import Annotator
-    from rtseg.pipeline import Pipeline
-    from rtseg.sinks import VideoFileSink
     from rtseg.sources import open_source
 
     model = YoloSegModel(load_backend(model_path, backend=backend), imgsz=imgsz, conf=0.25, iou=0.7)
-    annotator = Annotator(model.names, hud=True)
-    Pipeline(open_source(str(video)), model, [VideoFileSink(out, fps=25)], annotator=annotator,
-             max_frames=warmup).run()
-    source = open_source(str(video))
-    t0 = time.perf_counter()
-    summary = Pipeline(source, model, [VideoFileSink(out, fps=source.fps)], annotator=annotator,
-                       max_frames=frames).run()
-    elapsed = time.perf_counter() - t0
-    return {"frames": summary.frames, "seconds": elapsed, "fps": summary.frames / elapsed,
-            "stages_ms_p50": {k: round(v["p50"], 2) for k, v in summary.stages_ms.items()}}
+    row = end_to_end(lambda: open_source(str(video)), model, None, 1, frames=frames, warmup=warmup, repeats=1,
+                     out_dir=out_dir)
+    return {"frames": row["frames"], "fps": row["fps"],
+            "stages_ms_p50": {k: v["p50"] for k, v in row["stages_ms"].items()}}
 
 
 def main() -> None:
@@ -88,9 +80,9 @@ def main() -> None:
         rows = {
             "ultralytics predict(save=True)": ultralytics_predict(args.weights, video, save=True, **same),
             # the default: a .pt on the CPU runs on ONNX Runtime through a cached export of the same weights
-            "rtseg run (default backend)": bench_rtseg(args.weights, video, args.imgsz, tmp / "r_auto.mp4",
+            "rtseg run (default backend)": bench_rtseg(args.weights, video, args.imgsz, tmp,
                                                        args.warmup, "auto", args.frames),
-            "rtseg run --backend torch": bench_rtseg(args.weights, video, args.imgsz, tmp / "r_pt.mp4",
+            "rtseg run --backend torch": bench_rtseg(args.weights, video, args.imgsz, tmp,
                                                      args.warmup, "torch", args.frames),
             "ultralytics predict(save=False)": ultralytics_predict(args.weights, video, save=False, **same),
         }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -185,7 +186,7 @@ class TiledYoloSeg:
         step = self.tile_batch or n
         parts = [self.model.infer(Prepared(prepared.tiles.batch[i : i + step],
                                            prepared.tiles.letterboxes[i : i + step])) for i in range(0, n, step)]
-        tiles = (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
+        tiles = parts[0] if len(parts) == 1 else (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
         full = self.model.infer(prepared.full) if prepared.full is not None else None
         return tiles, full
 
@@ -219,6 +220,7 @@ def _concat(parts: list[FrameResult], index: int, image_hw: tuple[int, int]) -> 
                        InstanceMasks(crops, origins))
 
 
+@lru_cache(maxsize=8)
 def _ramp(h: int, w: int, fade: int) -> torch.Tensor:
     """(h, w) weights: 1 inside, falling linearly to ~0 over ``fade`` pixels towards each edge."""
     def axis(n: int) -> torch.Tensor:

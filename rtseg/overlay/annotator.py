@@ -53,10 +53,11 @@ class Annotator:
         self._lut = lut
         self._lut3 = np.ascontiguousarray(lut.reshape(1, 256, 3))  # cv2.LUT form
         # background-like classes are left uncoloured, so the scene stays visible under them
-        skip = np.zeros(256, np.uint8)
+        draw = np.full(256, 255, np.uint8)
         for i, name in enumerate(semantic_names):
-            skip[i] = 255 * (name.strip("_ ").lower() in ("background", "unlabeled", "unlabelled", "void"))
-        self._skip_lut = skip if skip.any() else None
+            if name.strip("_ ").lower() in ("background", "unlabeled", "unlabelled", "void"):
+                draw[i] = 0
+        self._draw_lut = None if draw.all() else draw
 
     def draw(self, image: NDArray[np.uint8], result: FrameResult, *, fps: float | None = None,
              inplace: bool = False) -> NDArray[np.uint8]:
@@ -118,10 +119,11 @@ class Annotator:
         hist = cv2.calcHist([labels], [0], None, [256], [0, 256]).ravel()
         present = [int(c) for c in np.flatnonzero(hist) if c < len(self.semantic_names)]
         colours = cv2.LUT(cv2.merge([labels, labels, labels]), self._lut3)
-        blended = cv2.addWeighted(out, 1.0 - self.semantic_alpha, colours, self.semantic_alpha, 0.0)
-        if self._skip_lut is not None:
-            cv2.copyTo(out, cv2.LUT(labels, self._skip_lut), blended)  # keep skipped classes as they were
-        out[...] = blended
+        if self._draw_lut is None:  # every class coloured: blend in place
+            cv2.addWeighted(out, 1.0 - self.semantic_alpha, colours, self.semantic_alpha, 0.0, dst=out)
+        else:  # write the blend only where a coloured class is; skipped classes keep their pixels
+            blended = cv2.addWeighted(out, 1.0 - self.semantic_alpha, colours, self.semantic_alpha, 0.0)
+            cv2.copyTo(blended, cv2.LUT(labels, self._draw_lut), out)
         return present
 
     def _draw_legend(self, out: NDArray[np.uint8], present: list[int], thickness: int) -> None:

@@ -112,3 +112,19 @@ def test_semantic_layer_blends_classes_leaves_background_and_draws_a_legend() ->
     np.testing.assert_allclose(out[:, 200:], np.broadcast_to([150, 50, 50], (200, 100, 3)), atol=1)
     with_legend = Annotator((), semantic_names=names, semantic_palette=palette, semantic_alpha=0.5).draw(image, result)
     assert (with_legend[150:, :100] != 100).any() and (with_legend[:100] == out[:100]).all()
+
+
+def test_semantic_layer_in_place_when_every_class_is_coloured() -> None:
+    from dataclasses import replace
+
+    from rtseg.types import FrameResult
+
+    labels = np.zeros((50, 60), np.uint8)
+    labels[:, 30:] = 1
+    image = np.full((50, 60, 3), 100, np.uint8)
+    result = replace(FrameResult.empty(0, (50, 60)), semantic=labels)
+    out = Annotator((), semantic_names=("road", "water"), semantic_palette=((0, 0, 200), (200, 0, 0)),
+                    semantic_alpha=0.5, legend=False).draw(image, result)
+    assert out[:, :30].tolist() == np.broadcast_to([50, 50, 150], (50, 30, 3)).tolist()
+    assert out[:, 30:].tolist() == np.broadcast_to([150, 50, 50], (50, 30, 3)).tolist()
+    assert (image == 100).all()
