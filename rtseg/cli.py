@@ -15,7 +15,6 @@ os.environ.setdefault("YOLO_AUTOINSTALL", "False")  # never pip-install behind t
 
 import logging  # noqa: E402
 import signal  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -24,6 +23,8 @@ from typing import Annotated, Optional  # noqa: E402
 import typer  # noqa: E402
 
 from rtseg import DEFAULT_MODEL, __version__  # noqa: E402
+from rtseg.cli_common import fail as _fail  # noqa: E402
+from rtseg.cli_common import setup_logging as _setup_logging  # noqa: E402
 from rtseg.errors import ConfigError, RtsegError  # noqa: E402
 from rtseg.runner import RunOptions, load_models  # noqa: E402
 
@@ -38,20 +39,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 LOGGER = logging.getLogger("rtseg")
-
-
-def _setup_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("rtseg: %(levelname)s: %(message)s"))
-    root = logging.getLogger("rtseg")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO if verbose else logging.WARNING)
-    root.propagate = False
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"rtseg: error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def _suffixed(path: Path | None, tag: str, many: bool) -> Path | None:
@@ -433,6 +420,11 @@ def version() -> None:
 
     typer.echo(f"rtseg {__version__}\ntorch {torch.__version__} (CUDA: {torch.cuda.is_available()})\n"
                f"opencv {cv2.__version__}")
+
+
+from rtseg.cli_data import register  # noqa: E402
+
+register(app)  # eval, train, convert
 
 
 def main() -> None:

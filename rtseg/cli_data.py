@@ -1,0 +1,259 @@
+"""``rtseg eval``, ``rtseg train`` and ``rtseg convert``: the commands that work on labelled data sets.
+
+:func:`register` adds them to :data:`rtseg.cli.app`; same conventions: one line on stderr and exit 2 for
+any :class:`~rtseg.errors.RtsegError`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rtseg.cli_common import fail, setup_logging
+from rtseg.errors import ConfigError, RtsegError
+
+DATA_HELP = ("Labelled data: a YOLO-seg data.yaml (or its folder), a COCO instances .json, or a mask-PNG folder "
+             "(images/, masks/, classes.txt).")
+LABELS_HELP = ("How a mask-PNG folder's PNGs are read: semantic (class ids), instance (object ids, one class) "
+               "or trimap (Oxford-IIIT Pet: 1 object, 2 background, 3 border, ignored).")
+
+
+def _bar(total: int, desc: str):  # noqa: ANN202
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, leave=False, disable=not sys.stderr.isatty())
+
+
+def eval_cmd(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model to evaluate: YOLO-seg weights (.pt/.onnx) "
+                                       "or a semantic model (rtseg checkpoint, .onnx).", show_default=False)],
+    data: Annotated[Path, typer.Option("--data", "-d", help=DATA_HELP, show_default=False)],
+    split: Annotated[str, typer.Option(help="Split of a YOLO-seg data.yaml, or sub-folder of a mask-PNG "
+                                       "folder (the whole folder when it has none).")] = "val",
+    labels: Annotated[str, typer.Option(help=LABELS_HELP)] = "semantic",
+    images: Annotated[Optional[Path], typer.Option(help="Image folder of a COCO .json (default: beside it).")
+                      ] = None,
+    imgsz: Annotated[Optional[int], typer.Option(help="Inference size. Default: the model's own.")] = None,
+    conf: Annotated[float, typer.Option(help="Instance models: minimum score kept (COCO evaluation "
+                                        "wants all detections, hence 0.001).")] = 0.001,
+    iou: Annotated[float, typer.Option(help="Instance models: NMS IoU.")] = 0.7,
+    backend: Annotated[str, typer.Option(help="auto, torch, onnxruntime.")] = "auto",
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every metric here.")] = None,
+    plot_out: Annotated[Optional[Path], typer.Option("--plot", help="Write the confusion matrix here (PNG).")
+                        ] = None,
+) -> None:
+    """Measure a model on labelled images: mIoU, Dice, accuracy (semantic) or box/mask mAP (instance).
+
+    \b
+    Examples:
+      rtseg eval --model pets.pt --data pets_test/ --labels trimap --plot confusion.png
+      rtseg eval --model best.pt --data data.yaml --split val --json metrics.json
+    """
+    setup_logging(False)
+    from rtseg.backends.registry import model_task
+    from rtseg.data.datasets import load_dataset
+    from rtseg.evaluate import (
+        evaluate_instance_model,
+        evaluate_semantic_model,
+        format_table,
+        plot_confusion,
+        write_json,
+    )
+    from rtseg.runner import RunOptions, load_models
+    from rtseg.sinks import check_writable
+
+    try:
+        for path, what in ((json_out, "JSON"), (plot_out, "plot")):
+            if path is not None:
+                check_writable(path, what=what)
+        dataset = load_dataset(data, split, images, labels)
+        semantic = model_task(model) == "semantic"
+        opts = RunOptions(model=model, imgsz=imgsz, conf=conf, iou=iou, backend=backend, device=device)
+        seg, sem = load_models(opts)
+        with _bar(len(dataset), "eval") as bar:
+            if semantic:
+                report = evaluate_semantic_model(sem, dataset, bar.update)
+            else:
+                report = evaluate_instance_model(seg, dataset, bar.update)
+    except RtsegError as exc:
+        raise fail(str(exc)) from None
+    report.model, report.data = model, str(data)
+    typer.echo(f"{report.task} evaluation of {model} on {data} ({report.images} images)")
+    typer.echo(format_table(report))
+    if json_out is not None:
+        write_json(report, json_out)
+    if plot_out is not None:
+        plot_confusion(report, plot_out)
+
+
+def _split_pairs(dataset, val_every: int):  # noqa: ANN001, ANN202
+    import cv2
+
+    pairs = [(cv2.imread(str(p)), dataset.semantic(i)) for i, p in enumerate(dataset.images)]
+    return [p for i, p in enumerate(pairs) if i % val_every], pairs[::val_every]
+
+
+def train(
+    data: Annotated[Path, typer.Option("--data", "-d", help=DATA_HELP, show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where the best checkpoint is written.",
+                                      show_default=False)],
+    model: Annotated[str, typer.Option("--model", "-m", help="Semantic: an architecture (Unet, Linknet, FPN, "
+                                       "PSPNet, DeepLabV3, DeepLabV3Plus, deeplabv3_mobilenet_v3_large, "
+                                       "lraspp_mobilenet_v3_large). Instance: a YOLO-seg config "
+                                       "(yolo11n-seg.yaml) or weights to fine-tune (.pt).")] = "Linknet",
+    encoder: Annotated[Optional[str], typer.Option(help="smp encoder (default mobilenet_v2).")] = None,
+    labels: Annotated[str, typer.Option(help=LABELS_HELP)] = "semantic",
+    val_split: Annotated[str, typer.Option(help="Validation split; without one, every --val-every-th "
+                                           "training image is held out.")] = "val",
+    val_every: Annotated[int, typer.Option(min=2, help="Hold out every N-th image when there is no "
+                                           "validation split.")] = 7,
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    minutes: Annotated[Optional[float], typer.Option(help="Stop after this long (the learning-rate "
+                                                     "schedule follows).")] = None,
+    imgsz: Annotated[int, typer.Option(help="Inference size the model is validated (and later run) at.")] = 512,
+    crop: Annotated[int, typer.Option(help="Semantic: training crop side.")] = 256,
+    scale: Annotated[str, typer.Option(help="Semantic: crop scale range, output px per input px.")] = "0.5,1.0",
+    batch: Annotated[int, typer.Option(min=1)] = 8,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-3,
+    loss: Annotated[str, typer.Option(help="Semantic loss: ce, bce, dice, focal, tversky, focal_tversky, "
+                                      "or a weighted sum like ce+0.5*dice.")] = "ce+dice",
+    flips: Annotated[str, typer.Option(help="Semantic: h (left-right), hv, or hvr (also 90-degree turns: "
+                                       "overhead imagery).")] = "h",
+    colour: Annotated[float, typer.Option(help="Semantic: colour jitter amplitude (0 = off).")] = 0.2,
+    device: Annotated[str, typer.Option(help="Instance training device: cpu, 0 (CUDA).")] = "cpu",
+    half: Annotated[bool, typer.Option(help="Semantic: store float16 weights (half the file).")] = False,
+    plot_out: Annotated[Optional[Path], typer.Option("--plot", help="Loss and validation mIoU per epoch "
+                                                     "(PNG). Default: beside --out.")] = None,
+) -> None:
+    """Train a semantic model (smp / torchvision) or an instance model (Ultralytics YOLO-seg) on your data.
+
+    The task follows --model: a YOLO config or .pt trains an instance model with Ultralytics' trainer (any
+    data format is converted to YOLO-seg first); an architecture name trains a semantic model.
+
+    \b
+    Examples:
+      rtseg train --data pets/ --labels trimap --model Linknet --imgsz 224 --crop 224 --out pets.pt
+      rtseg train --data people/data.yaml --model yolo11n-seg.yaml --imgsz 320 --epochs 50 --out people.pt
+    """
+    setup_logging(False)
+    from rtseg.data.datasets import load_dataset
+
+    try:
+        instance = model.lower().endswith((".yaml", ".yml", ".pt")) and "seg" in Path(model).name.lower()
+        if instance:
+            _train_instance(data, out, model, labels, val_split, val_every, epochs, minutes, imgsz, batch, lr,
+                            device)
+            return
+        from rtseg.train.semantic import Augment, plot_history, train_semantic
+
+        lo, hi = (float(v) for v in scale.split(","))
+        if set(flips) - set("hvr"):
+            raise ConfigError(f"--flips {flips!r}: use letters h, v, r")
+        dataset = load_dataset(data, "train", None, labels)
+        try:
+            val_set = load_dataset(data, val_split, None, labels)
+            same = [p.resolve() for p in val_set.images] == [p.resolve() for p in dataset.images]
+        except ConfigError:
+            val_set, same = None, True
+        import cv2
+
+        if same:
+            train_pairs, val_pairs = _split_pairs(dataset, val_every)
+        else:
+            train_pairs = [(cv2.imread(str(p)), dataset.semantic(i)) for i, p in enumerate(dataset.images)]
+            val_pairs = [(cv2.imread(str(p)), val_set.semantic(i)) for i, p in enumerate(val_set.images)]
+        typer.echo(f"training on {len(train_pairs)} images, validating on {len(val_pairs)}", err=True)
+        augment = Augment(crop=crop, scale=(lo, hi), hflip="h" in flips, vflip="v" in flips, rot90="r" in flips,
+                          colour=colour)
+        result = train_semantic(train_pairs, val_pairs, dataset.semantic_names, out, arch=model, encoder=encoder,
+                                loss=loss, augment=augment, epochs=epochs, minutes=minutes, batch=batch, lr=lr,
+                                imgsz=imgsz, half=half, progress=sys.stderr.isatty())
+    except ValueError as exc:
+        raise fail(f"--scale {scale!r}: expected two numbers like 0.5,1.0 ({exc})") from None
+    except RtsegError as exc:
+        raise fail(str(exc)) from None
+    plot_history(result.history, plot_out or out.with_suffix(".png"))
+    m = result.metrics
+    typer.echo(json.dumps({"checkpoint": str(out), "best_epoch": result.best_epoch, "val_mIoU": m["mIoU"],
+                           "val_pixel_accuracy": m["pixel_accuracy"], "history": result.history}))
+
+
+def _train_instance(data: Path, out: Path, model: str, labels: str, val_split: str, val_every: int, epochs: int,
+                    minutes: float | None, imgsz: int, batch: int, lr: float, device: str) -> None:
+    from rtseg.data.convert import dataset_to_yolo_seg
+    from rtseg.data.datasets import load_dataset
+    from rtseg.data.shared_sets import write_data_yaml
+    from rtseg.train.instance import train_instance
+
+    data_yaml = data / "data.yaml" if data.is_dir() and (data / "data.yaml").is_file() else data
+    if data_yaml.suffix.lower() not in (".yaml", ".yml"):  # COCO / mask-PNG: convert to YOLO-seg first
+        work = Path(tempfile.mkdtemp(prefix="rtseg-yolo-"))
+        train_set = load_dataset(data, "train", None, labels)
+        try:
+            val_set = load_dataset(data, val_split, None, labels)
+        except ConfigError:
+            val_set = None
+        if val_set is None or [p.resolve() for p in val_set.images] == [p.resolve() for p in train_set.images]:
+            val_set = type(train_set)(train_set.kind, train_set.images[::val_every], train_set.names,
+                                      train_set.semantic_names, train_set._labels[::val_every], train_set.label_kind)
+            keep = [i for i in range(len(train_set)) if i % val_every]
+            train_set = type(train_set)(train_set.kind, [train_set.images[i] for i in keep], train_set.names,
+                                        train_set.semantic_names, [train_set._labels[i] for i in keep],
+                                        train_set.label_kind)
+        dataset_to_yolo_seg(train_set, work, "train")
+        dataset_to_yolo_seg(val_set, work, "val")
+        data_yaml = write_data_yaml(work, train_set.names, {"train": "images/train", "val": "images/val"})
+        typer.echo(f"converted to YOLO-seg in {work} ({len(train_set)} training, {len(val_set)} validation "
+                   "images)", err=True)
+    path = train_instance(data_yaml, out, model=model, epochs=epochs, imgsz=imgsz, batch=batch,
+                          hours=minutes / 60 if minutes else None, device=device, lr0=lr)
+    typer.echo(json.dumps({"checkpoint": str(path)}))
+
+
+def convert(
+    data: Annotated[Path, typer.Argument(help=DATA_HELP, show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.", show_default=False)],
+    to: Annotated[str, typer.Option(help="yolo-seg (polygons, for Ultralytics) or mask-png (class-id PNGs).")
+                  ] = "yolo-seg",
+    labels: Annotated[str, typer.Option(help=LABELS_HELP)] = "semantic",
+    split: Annotated[str, typer.Option(help="Split to read, and the split name written.")] = "train",
+) -> None:
+    """Convert labels between formats: mask PNGs, instance PNGs, trimaps, COCO JSON -> YOLO-seg or mask-PNG.
+
+    \b
+    Examples:
+      rtseg convert pennfudan/ --labels instance --out pf_yolo        (classes.txt: person)
+      rtseg convert instances.json --to mask-png --out masks_dataset
+    """
+    setup_logging(False)
+    from rtseg.data.convert import dataset_to_mask_png, dataset_to_yolo_seg
+    from rtseg.data.datasets import load_dataset
+    from rtseg.data.shared_sets import write_data_yaml
+
+    try:
+        if to not in ("yolo-seg", "mask-png"):
+            raise ConfigError(f"--to {to!r}: expected yolo-seg or mask-png")
+        dataset = load_dataset(data, split, None, labels)
+        with _bar(len(dataset), "convert") as bar:
+            if to == "yolo-seg":
+                count = dataset_to_yolo_seg(dataset, out, split, bar.update)
+                write_data_yaml(out, dataset.names, {"train": f"images/{split}", "val": f"images/{split}"})
+                typer.echo(f"{len(dataset)} images, {count} instances -> {out / 'data.yaml'}")
+            else:
+                dataset_to_mask_png(dataset, out, bar.update)
+                typer.echo(f"{len(dataset)} images -> {out}")
+    except RtsegError as exc:
+        raise fail(str(exc)) from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``eval``, ``train`` and ``convert`` to the ``rtseg`` command line."""
+    app.command("eval")(eval_cmd)
+    app.command()(train)
+    app.command()(convert)

@@ -1,0 +1,231 @@
+"""``rtseg eval``: run a model over a labelled data set and measure it.
+
+* **Semantic models**: every image goes through :class:`rtseg.models.semantic.SemanticModel` (as in
+  ``rtseg run``); one confusion matrix is summed over the set and :func:`rtseg.evaluate_semantic.semantic_metrics`
+  gives pixel accuracy, mean pixel accuracy, per-class IoU / Dice (F1) / precision / recall and their means.
+* **Instance models**: every image goes through :class:`rtseg.models.yolo_seg.YoloSegModel` at a low
+  confidence (0.001, as COCO evaluation expects); box and mask mAP@0.5 and mAP@0.5:0.95 follow the COCO
+  definition (:func:`rtseg.evaluate_instance.coco_map`, equal to pycocotools' within 1e-3, tested). The
+  confusion matrix matches detections at ``conf`` >= 0.25 to ground truth at mask IoU >= 0.5, with a
+  "background" row (missed objects) and column (false detections).
+
+Model and data classes are matched by name (case-insensitive); model classes the data does not label are
+ignored, and data classes the model does not know are an error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rtseg.data.convert import IGNORE
+from rtseg.data.datasets import Dataset
+from rtseg.errors import ConfigError
+
+CONFUSION_CONF = 0.25
+CONFUSION_IOU = 0.5
+
+
+@dataclass
+class EvalReport:
+    """The outcome of one evaluation; :meth:`to_json` is what ``--json`` writes."""
+
+    task: str
+    model: str
+    data: str
+    images: int
+    names: tuple[str, ...]  # rows/columns of the confusion matrix (instance: + "background")
+    metrics: dict
+    confusion: NDArray[np.int64]
+    per_class: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"task": self.task, "model": self.model, "data": self.data, "images": self.images,
+                "metrics": self.metrics, "per_class": self.per_class, "confusion_names": list(self.names),
+                "confusion": self.confusion.tolist()}
+
+
+def _name_map(model_names: tuple[str, ...], data_names: tuple[str, ...], what: str) -> dict[int, int]:
+    """data class id -> model class id, by name."""
+    lookup = {n.lower(): i for i, n in enumerate(model_names)}
+    missing = [n for n in data_names if n.lower() not in lookup]
+    if missing:
+        raise ConfigError(f"the data's {what} classes {missing} are not classes of the model "
+                          f"({', '.join(model_names)}); rename them in the data set's class list")
+    return {i: lookup[n.lower()] for i, n in enumerate(data_names)}
+
+
+def evaluate_semantic_model(model, data: Dataset, progress: Callable | None = None) -> EvalReport:  # noqa: ANN001
+    from rtseg.evaluate_semantic import confusion_matrix, semantic_metrics
+
+    names = tuple(model.names)
+    mapping = _name_map(names, data.semantic_names, "semantic")
+    lut = np.full(256, IGNORE, np.uint8)
+    for d, m in mapping.items():
+        lut[d] = m
+    conf = np.zeros((len(names), len(names)), np.int64)
+    for i in range(len(data)):
+        (pred,) = model([data.image(i)])
+        conf += confusion_matrix(pred, lut[data.semantic(i)], len(names), ignore_index=IGNORE)
+        if progress:
+            progress()
+    metrics = semantic_metrics(conf)
+    per_class = [{"class": n, **{k: metrics[k][c] for k in ("iou", "dice", "precision", "recall")},
+                  "gt_pixels": int(conf[c].sum())} for c, n in enumerate(names)]
+    summary = {k: metrics[k] for k in ("pixel_accuracy", "mean_pixel_accuracy", "mIoU", "mDice", "pixels")}
+    summary["mF1"] = summary["mDice"]  # F1 and Dice are the same quantity
+    present = [c for c in range(len(names)) if conf[c].sum() or conf[:, c].sum()]
+    summary["mPrecision"] = float(np.nanmean([metrics["precision"][c] for c in present])) if present else np.nan
+    summary["mRecall"] = float(np.nanmean([metrics["recall"][c] for c in present])) if present else np.nan
+    return EvalReport("semantic", "", "", len(data), names, summary, conf, per_class)
+
+
+def _gt_instances(data: Dataset, i: int, to_model: dict[int, int]):  # noqa: ANN202
+    from pycocotools import mask as mask_utils
+
+    from rtseg.evaluate_instance import ImageInstances
+
+    objects = data.instances(i)
+    crowd = data.crowd(i)
+    h, w = data.image(i).shape[:2] if not objects else objects[0][1].shape
+    masks = [mask_utils.encode(np.asfortranarray(m.astype(np.uint8))) for _, m in objects]
+    boxes = np.array([mask_utils.toBbox(r) for r in masks], np.float64).reshape(-1, 4)
+    boxes[:, 2:] += boxes[:, :2]  # xywh -> xyxy
+    return ImageInstances(i, h, w, boxes, np.array([to_model[c] for c, _ in objects], np.int64), masks,
+                          iscrowd=crowd)
+
+
+def _pred_instances(result, i: int):  # noqa: ANN001, ANN202
+    from rtseg.evaluate_instance import ImageInstances
+    from rtseg.postprocess.rle import encode_crop
+
+    h, w = result.image_hw
+    masks = [encode_crop(c, tuple(o), (h, w)) for c, o in zip(result.masks.crops, result.masks.origins_xy)]
+    return ImageInstances(i, h, w, result.boxes_xyxy.astype(np.float64), result.class_ids.astype(np.int64),
+                          masks, scores=result.scores.astype(np.float64))
+
+
+def _confusion_update(conf: NDArray[np.int64], gt, pred, background: int) -> None:  # noqa: ANN001
+    """Greedy one-to-one matching by mask IoU (class-agnostic), as a detection confusion matrix."""
+    from pycocotools import mask as mask_utils
+
+    keep = pred.scores >= CONFUSION_CONF
+    pred_masks = [m for m, k in zip(pred.masks, keep) if k]
+    pred_cls = pred.classes[keep]
+    if len(gt.masks) and len(pred_masks):
+        ious = np.asarray(mask_utils.iou(pred_masks, gt.masks, [0] * len(gt.masks)), np.float64)
+    else:
+        ious = np.zeros((len(pred_masks), len(gt.masks)))
+    matched_p, matched_g = set(), set()
+    for p, g in sorted(zip(*np.nonzero(ious >= CONFUSION_IOU)), key=lambda pg: -ious[pg]):
+        if p not in matched_p and g not in matched_g:
+            matched_p.add(p)
+            matched_g.add(g)
+            conf[gt.classes[g], pred_cls[p]] += 1
+    for g in set(range(len(gt.masks))) - matched_g:
+        conf[gt.classes[g], background] += 1
+    for p in set(range(len(pred_masks))) - matched_p:
+        conf[background, pred_cls[p]] += 1
+
+
+def evaluate_instance_model(model, data: Dataset, progress: Callable | None = None) -> EvalReport:  # noqa: ANN001
+    from rtseg.evaluate_instance import coco_map
+
+    names = tuple(model.names)
+    to_model = _name_map(names, data.names, "instance")
+    classes = sorted(set(to_model.values()))
+    n = len(names)
+    conf = np.zeros((n + 1, n + 1), np.int64)
+    gts, preds = [], []
+    for i in range(len(data)):
+        (result,) = model([data.image(i)])
+        gts.append(_gt_instances(data, i, to_model))
+        preds.append(_pred_instances(result, i))
+        _confusion_update(conf, gts[-1], preds[-1], n)
+        if progress:
+            progress()
+    box = coco_map(gts, preds, iou_type="bbox", class_ids=classes)
+    mask = coco_map(gts, preds, iou_type="segm", class_ids=classes)
+    metrics = {"box_mAP50": box["mAP50"], "box_mAP50_95": box["mAP50_95"],
+               "mask_mAP50": mask["mAP50"], "mask_mAP50_95": mask["mAP50_95"]}
+    per_class = [{"class": names[c], "gt": mask["per_class"][c]["gt"],
+                  "box_AP50": box["per_class"][c]["AP50"], "box_AP50_95": box["per_class"][c]["AP50_95"],
+                  "mask_AP50": mask["per_class"][c]["AP50"], "mask_AP50_95": mask["per_class"][c]["AP50_95"]}
+                 for c in classes]
+    keep = [*classes, n]  # only the classes the data labels, and background
+    return EvalReport("instance", "", "", len(data), tuple([*(names[c] for c in classes), "background"]),
+                      metrics, conf[np.ix_(keep, keep)], per_class)
+
+
+def format_table(report: EvalReport) -> str:
+    """A plain-text table of the per-class metrics and the means."""
+    if report.task == "semantic":
+        cols = ("iou", "dice", "precision", "recall")
+        head = ["class", "IoU", "Dice/F1", "precision", "recall", "gt pixels"]
+    else:
+        cols = ("box_AP50", "box_AP50_95", "mask_AP50", "mask_AP50_95")
+        head = ["class", "box AP50", "box AP50-95", "mask AP50", "mask AP50-95", "instances"]
+    rows = [[r["class"], *(f"{r[c]:.4f}" if r[c] == r[c] else "-" for c in cols),
+             str(r.get("gt_pixels", r.get("gt")))] for r in report.per_class]
+    if report.task == "semantic":
+        m = report.metrics
+        rows.append(["mean", *(f"{m[k]:.4f}" for k in ("mIoU", "mDice", "mPrecision", "mRecall")), str(m["pixels"])])
+    else:
+        m = report.metrics
+        rows.append(["all", *(f"{m[k]:.4f}" for k in ("box_mAP50", "box_mAP50_95", "mask_mAP50", "mask_mAP50_95")),
+                     str(sum(r["gt"] for r in report.per_class))])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    lines = ["  ".join(str(x).ljust(w) if j == 0 else str(x).rjust(w) for j, (x, w) in enumerate(zip(row, widths)))
+             for row in (head, *rows)]
+    lines.insert(1, "-" * len(lines[0]))
+    lines.insert(len(lines) - 1, "-" * len(lines[0]))
+    if report.task == "semantic":
+        lines.append(f"pixel accuracy {m['pixel_accuracy']:.4f}   mean pixel accuracy {m['mean_pixel_accuracy']:.4f}")
+    return "\n".join(lines)
+
+
+def plot_confusion(report: EvalReport, path: Path) -> Path:
+    """The confusion matrix, each row normalised to 1 (counts in the cells), as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conf = report.confusion.astype(np.float64)
+    norm = conf / np.maximum(conf.sum(1, keepdims=True), 1)
+    n = len(report.names)
+    fig, ax = plt.subplots(figsize=(2.2 + 0.6 * n, 1.8 + 0.6 * n))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), report.names, rotation=45, ha="right")
+    ax.set_yticks(range(n), report.names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("ground truth")
+    unit = "pixels" if report.task == "semantic" else f"instances (conf>={CONFUSION_CONF}, mask IoU>={CONFUSION_IOU})"
+    ax.set_title(f"confusion matrix, rows normalised ({unit})", fontsize=8)
+    if n <= 20:
+        for (r, c), v in np.ndenumerate(norm):
+            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_json(report: EvalReport, path: Path) -> Path:
+    def clean(x):  # noqa: ANN001, ANN202 - NaN is not JSON
+        if isinstance(x, float) and x != x:
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [clean(v) for v in x]
+        return x
+
+    path.write_text(json.dumps(clean(report.to_json()), indent=1))
+    return path

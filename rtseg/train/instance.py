@@ -1,0 +1,40 @@
+"""Instance-segmentation training: Ultralytics' trainer on a YOLO-seg data set, the result copied out.
+
+rtseg does not re-implement YOLO training: :func:`train_instance` fixes the settings that matter on an
+offline machine (no pretrained download, no auto-install, AdamW at a learning rate that learns from
+scratch) and copies the final weights to ``out``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from rtseg.errors import ConfigError
+
+
+def train_instance(data_yaml: Path, out: Path, *, model: str = "yolo11n-seg.yaml", epochs: int = 50,
+                   imgsz: int = 320, batch: int = 16, hours: float | None = None, device: str = "cpu",
+                   lr0: float = 0.002, workers: int = 2, seed: int = 0, verbose: bool = False) -> Path:
+    """Train a YOLO-seg model on ``data_yaml`` and write its last weights to ``out``.
+
+    Args:
+        model: an Ultralytics architecture config (``yolo11n-seg.yaml``: from scratch) or weights to start
+            from (``.pt``; the class head is rebuilt when the class count differs).
+        hours: a time budget; when given, Ultralytics fits the epoch count and learning-rate schedule to it.
+    """
+    from ultralytics import YOLO
+
+    if not Path(data_yaml).is_file():
+        raise ConfigError(f"data set description not found: {data_yaml}")
+    work = Path(tempfile.mkdtemp(prefix="rtseg-train-"))
+    yolo = YOLO(model)
+    kwargs = {"time": hours} if hours else {}
+    yolo.train(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, workers=workers, device=device,
+               optimizer="AdamW", lr0=lr0, cos_lr=True, amp=device != "cpu", plots=False, seed=seed,
+               project=str(work), name="run", exist_ok=True, verbose=verbose, **kwargs)
+    last = work / "run" / "weights" / "last.pt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(last, out)
+    return out
