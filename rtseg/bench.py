@@ -201,7 +201,8 @@ def ultralytics_predict(weights: str, video: Path, *, imgsz: int | None, device:
     from ultralytics import YOLO
 
     model = YOLO(weights, task="segment")
-    kwargs = {"imgsz": imgsz or 640, "device": device, "verbose": False, "stream": True, "save": save,
+    ul_device = device.split(":")[1] if device.startswith("cuda:") else "0" if device == "cuda" else device
+    kwargs = {"imgsz": imgsz or 640, "device": ul_device, "verbose": False, "stream": True, "save": save,
               "project": str(project), "name": "ultralytics", "exist_ok": True}
     for i, _ in enumerate(model.predict(str(video), **kwargs)):
         if i + 1 >= warmup:
@@ -231,13 +232,14 @@ def _write_clip(source, path: Path, frames: int) -> Path:  # noqa: ANN001
 
 def run_bench(*, model: str, semantic: str = "", source: str | None = None, synthetic: str | None = None,
               frames: int = 100, backends: Sequence[str] = ("auto",), imgszs: Sequence[int | None] = (None,),
-              batches: Sequence[int] = (1,), device: str = "cpu", warmup: int = 10, repeats: int = 3,
+              batches: Sequence[int] = (1,), device: str = "auto", warmup: int = 10, repeats: int = 3,
               vs_ultralytics: bool = False, live_fps: float | None = None, progress=None) -> dict:  # noqa: ANN001
     """Measure every configuration; return the JSON-ready report (see the module docstring)."""
-    from rtseg.backends.registry import load_backend
+    from rtseg.backends.registry import check_device, load_backend
     from rtseg.models.yolo_seg import YoloSegModel
     from rtseg.sources import open_source
 
+    device = check_device(device, half=False)  # "auto" -> cuda / cpu, once, for every configuration
     if (source is None) == (synthetic is None):
         raise ConfigError("give exactly one of --source VIDEO or --synthetic WxH")
     if frames < 1 or warmup < 0 or repeats < 1:

@@ -149,8 +149,9 @@ def run(
                                                  "for drones). Ids go to the JSONL and the overlay.")] = None,
     trails: Annotated[int, typer.Option(min=0, help="With --track, draw each object's path over this many "
                                         "frames.")] = 0,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or a GPU index.")] = "cpu",
-    backend: Annotated[str, typer.Option(help="auto (from the model file), torch or onnxruntime.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto (a CUDA GPU when there is one, else the CPU), cpu, cuda, "
+                                        "cuda:N or a GPU index.")] = "auto",
+    backend: Annotated[str, typer.Option(help="auto (from the model file), torch, onnxruntime or tensorrt.")] = "auto",
     half: Annotated[bool, typer.Option("--half", help="FP16 inference (CUDA only).")] = False,
     max_frames: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many frames per "
                                                        "source.")] = None,
@@ -286,27 +287,47 @@ def _progress(total: int | None, desc: str, quiet: bool):  # noqa: ANN202
 
 @app.command("export")
 def export_cmd(
-    weights: Annotated[str, typer.Argument(help="YOLO-seg weights (.pt).", show_default=False)],
-    format: Annotated[str, typer.Option("--format", "-f", help="Target format: onnx.")] = "onnx",
+    weights: Annotated[str, typer.Argument(help="YOLO-seg weights (.pt) or a semantic model.", show_default=False)],
+    format: Annotated[str, typer.Option("--format", "-f", help="Target format: onnx, or engine (TensorRT; "
+                                        "needs an NVIDIA GPU and the tensorrt package).")] = "onnx",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file. Default: beside the "
-                                                 "weights.")] = None,
+                                                 "weights (onnx), engines/<model>_<imgsz>_<precision>_<batch>"
+                                                 ".engine (engine).")] = None,
     imgsz: Annotated[Optional[int], typer.Option(help="Input size. Default: the size the weights were "
                                                   "trained at.")] = None,
-    dynamic: Annotated[bool, typer.Option("--dynamic/--static", help="Dynamic input accepts any frame "
-                                           "shape, padded only to the stride (faster on wide video); "
-                                           "static fixes a square input.")] = True,
+    dynamic: Annotated[Optional[bool], typer.Option("--dynamic/--static", help="onnx: dynamic input accepts "
+                                                     "any frame shape (default). engine: a dynamic batch "
+                                                     "1..--max-batch (default: static).",
+                                                     show_default=False)] = None,
+    half: Annotated[bool, typer.Option(help="engine: FP16 precision.")] = False,
+    int8: Annotated[bool, typer.Option(help="engine: INT8 precision, calibrated on --calib images.")] = False,
+    calib: Annotated[Optional[Path], typer.Option(help="engine: folder of representative images for INT8 "
+                                                  "calibration (a cache is kept beside the engine).")] = None,
+    batch: Annotated[int, typer.Option(min=1, help="engine: batch size of a static engine.")] = 1,
+    max_batch: Annotated[int, typer.Option(min=1, help="engine: largest batch of a dynamic engine.")] = 8,
+    workspace: Annotated[float, typer.Option(help="engine: builder workspace, GiB.")] = 4.0,
 ) -> None:
     """Export weights for another backend; the file carries class names, input size and task.
 
     \b
-    Example:
+    Examples:
       rtseg export best.pt --format onnx && rtseg run clip.mp4 --model best.onnx
+      rtseg export best.pt --format engine --half --imgsz 640
+      rtseg run clip.mp4 --model engines/best_640_fp16_b1.engine --device cuda
+      rtseg export best.pt --format engine --int8 --calib frames/ --dynamic --max-batch 4
     """
     _setup_logging(False)
     from rtseg.export import export
 
+    if format == "engine":
+        kwargs = {"dynamic": bool(dynamic), "half": half, "int8": int8, "calib": calib, "batch": batch,
+                  "max_batch": max_batch, "workspace_gb": workspace}
+    else:
+        kwargs = {"dynamic": True if dynamic is None else dynamic}
+        if half or int8 or calib is not None or batch != 1:
+            raise _fail("--half, --int8, --calib and --batch apply to --format engine only")
     try:
-        target = export(weights, format, out=out, imgsz=imgsz, dynamic=dynamic)
+        target = export(weights, format, out=out, imgsz=imgsz, **kwargs)
     except RtsegError as exc:
         raise _fail(str(exc)) from None
     typer.echo(str(target))
@@ -357,7 +378,7 @@ def bench(
     backend: Annotated[str, typer.Option(help="Comma list: auto, torch, onnxruntime.")] = "auto",
     imgsz: Annotated[str, typer.Option(help="Comma list of inference sizes; 'model' = the model's own.")] = "model",
     batch: Annotated[str, typer.Option(help="Comma list of batch sizes (frames per inference call).")] = "1",
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     warmup: Annotated[int, typer.Option(min=0, help="Frames run before timing.")] = 10,
     repeats: Annotated[int, typer.Option(min=1, help="Timed runs per configuration; the median is "
                                          "reported.")] = 3,

@@ -43,7 +43,7 @@ def eval_cmd(
                                         "wants all detections, hence 0.001).")] = 0.001,
     iou: Annotated[float, typer.Option(help="Instance models: NMS IoU.")] = 0.7,
     backend: Annotated[str, typer.Option(help="auto, torch, onnxruntime.")] = "auto",
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every metric here.")] = None,
     plot_out: Annotated[Optional[Path], typer.Option("--plot", help="Write the confusion matrix here (PNG).")
                         ] = None,

@@ -21,7 +21,7 @@ LOGGER = logging.getLogger(__name__)
 
 
 def export_onnx(weights: str, *, out: Path | None = None, imgsz: int | None = None, dynamic: bool = True,
-                opset: int | None = None) -> Path:
+                opset: int | None = None, batch: int = 1) -> Path:
     """Export YOLO-seg weights to ONNX with Ultralytics' exporter and add rtseg's metadata.
 
     Args:
@@ -31,6 +31,7 @@ def export_onnx(weights: str, *, out: Path | None = None, imgsz: int | None = No
         dynamic: accept any input size and batch (rtseg then pads frames only to the stride, as for
             PyTorch); ``False`` fixes the input at ``imgsz`` x ``imgsz``.
         opset: ONNX opset; default: Ultralytics' choice.
+        batch: the fixed batch of a static export (a dynamic one accepts any).
     """
     import onnx
 
@@ -57,7 +58,7 @@ def export_onnx(weights: str, *, out: Path | None = None, imgsz: int | None = No
         level = ULTRALYTICS_LOGGER.level
         ULTRALYTICS_LOGGER.setLevel(logging.WARNING)  # its export banner would land on the user's stdout
         try:
-            produced = yolo.export(format="onnx", imgsz=size, dynamic=dynamic, simplify=True, batch=1,
+            produced = yolo.export(format="onnx", imgsz=size, dynamic=dynamic, simplify=True, batch=batch,
                                    opset=opset, verbose=False, **kwargs)
         except Exception as exc:  # noqa: BLE001 - exporter failures come in many types
             raise ModelError(f"ONNX export of {weights} failed: {str(exc).strip().splitlines()[0]}") from None
@@ -112,14 +113,15 @@ def cached_onnx(weights: str) -> Path | None:
 def export(weights: str, fmt: str, **kwargs: object) -> Path:
     """Export ``weights`` to ``fmt`` (a key of :data:`rtseg.backends.registry.FORMATS` with an exporter).
 
-    Semantic models (rtseg checkpoints, YOLO ``-sem``, torchvision names) go through
-    :func:`rtseg.models.semantic_export.export_semantic_onnx`.
+    Semantic models (rtseg checkpoints, YOLO ``-sem``, torchvision names) go to ONNX through
+    :func:`rtseg.models.semantic_export.export_semantic_onnx`; other formats' exporters (TensorRT engines)
+    handle both tasks themselves.
     """
     spec = FORMATS.get(fmt)
     if spec is None or spec.exporter is None:
         choices = ", ".join(name for name, f in FORMATS.items() if f.exporter)
         raise ConfigError(f"--format {fmt!r}: rtseg exports to {choices}")
-    if model_task(weights) == "semantic":
+    if fmt == "onnx" and model_task(weights) == "semantic":
         from rtseg.models.semantic_export import export_semantic_onnx
 
         return export_semantic_onnx(weights, **kwargs)  # type: ignore[arg-type]

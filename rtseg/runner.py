@@ -40,7 +40,7 @@ class RunOptions:
     conf: float = 0.25
     iou: float = 0.7
     classes: str | None = None
-    device: str = "cpu"
+    device: str = "auto"
     backend: str = "auto"
     half: bool = False
     max_frames: int | None = None

@@ -35,9 +35,11 @@ FORMATS: dict[str, Format] = {
                     ("ultralytics", "ultralytics")),
     "onnx": Format("onnx", (".onnx",), "rtseg.backends.ort_backend:OrtBackend", ("onnxruntime", "onnxruntime"),
                    exporter="rtseg.export:export_onnx"),
+    "engine": Format("engine", (".engine",), "rtseg.backends.tensorrt_backend:TensorRTBackend",
+                     ("tensorrt", "tensorrt"), exporter="rtseg.export_engine:export_engine"),
 }
 BACKEND_NAMES = {"auto": None, "torch": "torch", "pytorch": "torch", "onnxruntime": "onnx", "ort": "onnx",
-                 "onnx": "onnx"}
+                 "onnx": "onnx", "tensorrt": "engine", "trt": "engine", "engine": "engine"}
 
 
 def _import(ref: str) -> object:
@@ -51,19 +53,24 @@ def format_for(model: str | Path) -> Format:
     for fmt in FORMATS.values():
         if suffix in fmt.suffixes:
             return fmt
-    if suffix == ".engine":
-        raise ModelError(f"{model}: TensorRT engines are not supported yet; run the .pt or an exported .onnx")
     known = ", ".join(s for f in FORMATS.values() for s in f.suffixes)
     raise ModelError(f"{model}: unknown model file type {suffix or '(no suffix)'!r}; rtseg reads {known}")
 
 
 def check_device(device: str, *, half: bool) -> str:
-    """Normalise ``--device`` (``cpu``, ``cuda``, ``cuda:1``, ``0``) and check the machine has it."""
+    """Normalise ``--device`` (``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``0``) and check the machine has it.
+
+    ``auto`` is the first CUDA GPU when PyTorch sees one, else the CPU.
+    """
     device = device.strip().lower()
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.isdigit():
         device = f"cuda:{device}"
     if device != "cpu" and not device.startswith("cuda"):
-        raise ConfigError(f"--device {device!r}: expected cpu, cuda, cuda:N or a GPU index")
+        raise ConfigError(f"--device {device!r}: expected auto, cpu, cuda, cuda:N or a GPU index")
     if device.startswith("cuda"):
         import torch
 
@@ -75,7 +82,7 @@ def check_device(device: str, *, half: bool) -> str:
     return device
 
 
-def load_backend(model: str | Path, *, backend: str = "auto", device: str = "cpu", half: bool = False) -> Backend:
+def load_backend(model: str | Path, *, backend: str = "auto", device: str = "auto", half: bool = False) -> Backend:
     """Load ``model`` with the backend its format (or ``backend``) names.
 
     With ``backend="auto"``, a ``.pt`` checkpoint on the CPU runs on ONNX Runtime through an export cached
@@ -118,9 +125,9 @@ def model_task(model: str | Path) -> str:
     """``"semantic"`` for a semantic-segmentation model, else ``"segment"`` (instance segmentation).
 
     Decided from the file without building the network: rtseg semantic checkpoints and ONNX exports carry
-    a marker, Ultralytics checkpoints their task, YOLO ``-sem`` configs their name, and pretrained semantic
-    weights are named ``arch.WEIGHTS``. Anything unreadable counts as instance segmentation, whose loader
-    then reports the problem.
+    a marker, Ultralytics checkpoints their task, rtseg TensorRT engines their metadata header, YOLO ``-sem``
+    configs their name, and pretrained semantic weights are named ``arch.WEIGHTS``. Anything unreadable
+    counts as instance segmentation, whose loader then reports the problem.
     """
     source = str(model)
     path = Path(source)
@@ -138,6 +145,10 @@ def model_task(model: str | Path) -> str:
 
             meta = {p.key: p.value for p in onnx.load(source, load_external_data=False).metadata_props}
             return "semantic" if "rtseg_semantic" in meta or meta.get("task") == "semantic" else "segment"
+        if suffix == ".engine":
+            from rtseg.engine_meta import read_engine_meta
+
+            return read_engine_meta(source).task
         if suffix in (".pt", ".pth"):
             import torch
 

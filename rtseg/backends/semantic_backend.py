@@ -91,11 +91,13 @@ class OrtSemanticBackend:
         return torch.from_numpy(logits).float()
 
 
-SUFFIXES = {".pt": "torch", ".pth": "torch", ".yaml": "torch", ".yml": "torch", ".onnx": "onnx"}
+SUFFIXES = {".pt": "torch", ".pth": "torch", ".yaml": "torch", ".yml": "torch", ".onnx": "onnx",
+            ".engine": "engine"}
 
 
 def load_semantic_backend(path: str | Path, *, device: str = "cpu", half: bool = False) -> SemanticBackend:
-    """Load a semantic model with the backend its suffix names: ``.pt`` -> PyTorch, ``.onnx`` -> ONNX Runtime.
+    """Load a semantic model with the backend its suffix names: ``.pt`` -> PyTorch, ``.onnx`` -> ONNX Runtime,
+    ``.engine`` -> TensorRT.
 
     A pretrained name (``lraspp_mobilenet_v3_large.COCO_WITH_VOC_LABELS_V1``) loads with PyTorch.
 
@@ -117,4 +119,12 @@ def load_semantic_backend(path: str | Path, *, device: str = "cpu", half: bool =
         if importlib.util.find_spec("onnxruntime") is None:
             raise BackendUnavailable("the onnx backend needs onnxruntime: pip install onnxruntime")
         return OrtSemanticBackend(source, device=device, half=half)
+    if kind == "engine":
+        if not Path(source).is_file():
+            raise ModelError(f"model file not found: {source}")
+        if importlib.util.find_spec("tensorrt") is None:
+            raise BackendUnavailable("the engine backend needs tensorrt: pip install tensorrt (NVIDIA GPU only)")
+        from rtseg.backends.tensorrt_backend import TensorRTSemanticBackend
+
+        return TensorRTSemanticBackend(source, device=device, half=half)
     return TorchSemanticBackend.load(source, device=device, half=half)

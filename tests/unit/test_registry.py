@@ -8,13 +8,13 @@ from rtseg.errors import ConfigError, ModelError
 from rtseg.export import export
 
 
-@pytest.mark.parametrize(("name", "fmt"), [("a.pt", "torch"), ("b.YAML", "torch"), ("c.onnx", "onnx")])
+@pytest.mark.parametrize(("name", "fmt"), [("a.pt", "torch"), ("b.YAML", "torch"), ("c.onnx", "onnx"),
+                                         ("d.engine", "engine")])
 def test_format_from_suffix(name, fmt) -> None:
     assert format_for(name) is FORMATS[fmt]
 
 
-@pytest.mark.parametrize(("name", "message"), [("m.engine", "TensorRT"), ("m.tflite", "unknown model file type"),
-                                               ("weights", "no suffix")])
+@pytest.mark.parametrize(("name", "message"), [("m.tflite", "unknown model file type"), ("weights", "no suffix")])
 def test_unknown_formats(name, message) -> None:
     with pytest.raises(ModelError, match=message):
         format_for(name)
@@ -65,3 +65,14 @@ def test_auto_backend_runs_pt_weights_on_onnxruntime_from_a_cache(tmp_path, monk
     assert cached.stat().st_mtime_ns == stamp and first.info == second.info  # reused, not exported again
     assert isinstance(load_backend(YOLO11_WEIGHTS, backend="torch"), TorchBackend)
     assert first.info.names == load_backend(YOLO11_WEIGHTS, backend="torch").info.names
+
+
+def test_device_auto_picks_cuda_only_when_there_is_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert check_device("auto", half=False) == "cpu"
+    with pytest.raises(ConfigError, match="--half needs a CUDA device"):
+        check_device("auto", half=True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert check_device("AUTO", half=True) == "cuda"

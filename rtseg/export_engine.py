@@ -1,0 +1,528 @@
+"""Build TensorRT engines (``rtseg export WEIGHTS --format engine``) for YOLO-seg and semantic models.
+
+The weights go to ONNX first, through rtseg's own exporters (:func:`rtseg.export.export_onnx`,
+:func:`rtseg.models.semantic_export.export_semantic_onnx`), and TensorRT (10 or newer, Python API) builds the
+ONNX into an engine for the GPU of this machine. The engine file carries rtseg's metadata (class names, input
+size, precision, batch range, TensorRT version, GPU): see :mod:`rtseg.engine_meta`.
+
+An engine has a fixed input size (frames are letterboxed to it) and a fixed or dynamic batch. FP16 lets
+TensorRT pick half-precision kernels; INT8 also calibrates activation ranges on a folder of images,
+letterboxed exactly as rtseg letterboxes frames, and caches the calibration beside the engine so a rebuild
+skips it. TensorRT and CUDA are imported only inside :func:`export_engine`; the helpers here are plain Python.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rtseg.engine_meta import EngineMeta, engine_name, profile_shapes, write_engine
+from rtseg.errors import BackendUnavailable, ConfigError, ModelError
+
+LOGGER = logging.getLogger(__name__)
+
+DEFAULT_DIR = Path("engines")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+CALIB_LIMIT = 512  # TensorRT's guidance: about 500 images calibrate INT8 as well as more
+
+NO_TENSORRT = ("TensorRT is needed to build and run engines: install the NVIDIA TensorRT Python package "
+               "(pip install tensorrt) on a machine with an NVIDIA GPU")
+NO_CUDA = ("building a TensorRT engine needs an NVIDIA GPU, and PyTorch sees no CUDA device here: build the "
+           "engine on the machine that will run it (with a CUDA build of PyTorch)")
+
+
+def import_tensorrt() -> Any:
+    """``import tensorrt``, or a one-line :class:`BackendUnavailable`."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise BackendUnavailable(NO_TENSORRT) from None
+    return trt
+
+
+def require_cuda() -> None:
+    """A one-line :class:`BackendUnavailable` unless PyTorch sees a CUDA GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise BackendUnavailable(NO_CUDA)
+
+
+class _TrtLog:
+    """Forwards TensorRT's messages to Python logging and remembers the last error (for one-line reports)."""
+
+    def __init__(self) -> None:
+        self.last_error = ""
+        self._lock = threading.Lock()
+
+    def log(self, severity: Any, msg: str, trt: Any) -> None:
+        sev = trt.ILogger.Severity
+        if severity in (sev.INTERNAL_ERROR, sev.ERROR):
+            with self._lock:
+                self.last_error = " ".join(str(msg).split())[:300]
+            LOGGER.error("TensorRT: %s", msg)
+        elif severity == sev.WARNING:
+            LOGGER.warning("TensorRT: %s", msg)
+        elif severity == sev.INFO:
+            LOGGER.debug("TensorRT: %s", msg)
+
+    def take_error(self) -> str:
+        with self._lock:
+            msg, self.last_error = self.last_error, ""
+        return msg
+
+
+@functools.lru_cache(maxsize=1)
+def trt_logger() -> Any:
+    """The one TensorRT logger of this process (builders and runtimes must share one), with ``.sink``."""
+    trt = import_tensorrt()
+    sink = _TrtLog()
+
+    class Logger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.sink = sink
+
+        def log(self, severity, msg):  # noqa: ANN001, ANN202 - TensorRT callback signature
+            sink.log(severity, msg, trt)
+
+    return Logger()
+
+
+def gpu_identity(device: int | None = None) -> tuple[str, str]:
+    """(name, compute capability such as ``"9.0"``) of a CUDA device (default: the current one)."""
+    import torch
+
+    index = torch.cuda.current_device() if device is None else device
+    major, minor = torch.cuda.get_device_capability(index)
+    return torch.cuda.get_device_name(index), f"{major}.{minor}"
+
+
+def calibration_files(folder: str | Path, limit: int = CALIB_LIMIT) -> list[Path]:
+    """Up to ``limit`` images of ``folder`` (sorted, recursively), or a one-line :class:`ConfigError`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"--calib {folder}: not a folder; INT8 calibration needs a folder of sample images "
+                          "(a few hundred frames like those the engine will see)")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ConfigError(f"--calib {folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+    if len(files) > limit:  # an even spread over the folder, not its first frames only
+        files = [files[round(i * (len(files) - 1) / (limit - 1))] for i in range(limit)] if limit > 1 else files[:1]
+    return files
+
+
+class CalibrationImages:
+    """INT8 calibration batches: images letterboxed like rtseg's frames, as (batch, 3, H, W) float32 arrays.
+
+    Args:
+        files: image files (see :func:`calibration_files`).
+        input_hw: the engine's input (height, width).
+        batch: images per batch (the engine's optimisation batch); short folders are cycled to fill one.
+        mean_rgb, std_rgb: normalisation of a semantic model (``(x - mean) / std`` after scaling to 0..1);
+            None for YOLO models, whose input is RGB in 0..1.
+    """
+
+    def __init__(self, files: Sequence[Path], input_hw: tuple[int, int], batch: int, *,
+                 mean_rgb: Sequence[float] | None = None, std_rgb: Sequence[float] | None = None) -> None:
+        if not files:
+            raise ConfigError("INT8 calibration needs at least one image")
+        self.files = list(files)
+        self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        self.batch = int(batch)
+        self._mean = None if mean_rgb is None else np.asarray(mean_rgb, np.float32).reshape(1, 3, 1, 1)
+        self._inv_std = None if std_rgb is None else (1 / np.asarray(std_rgb, np.float32)).reshape(1, 3, 1, 1)
+
+    def __len__(self) -> int:
+        return max(1, len(self.files) // self.batch)
+
+    def _load(self, path: Path) -> NDArray[np.uint8] | None:
+        import cv2
+
+        from rtseg.preprocess import apply_letterbox, plan_letterbox
+
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            LOGGER.warning("INT8 calibration: cannot read %s, skipped", path)
+            return None
+        lb = plan_letterbox(image.shape[:2], self.input_hw, rect=False)
+        return apply_letterbox(image, lb)
+
+    def __iter__(self) -> Iterator[NDArray[np.float32]]:
+        from rtseg.preprocess import to_input_batch
+
+        needed = len(self) * self.batch
+        pending: list[NDArray[np.uint8]] = []
+        produced = 0
+        bad: set[int] = set()
+        i = 0
+        while produced < needed and len(bad) < len(self.files):  # cycle a short folder; unreadables are skipped
+            k = i % len(self.files)
+            i += 1
+            if k in bad:
+                continue
+            image = self._load(self.files[k])
+            if image is None:
+                bad.add(k)
+                continue
+            pending.append(image)
+            if len(pending) == self.batch:
+                batch = to_input_batch(pending)
+                if self._mean is not None:
+                    batch -= self._mean
+                if self._inv_std is not None:
+                    batch *= self._inv_std
+                pending = []
+                produced += self.batch
+                yield batch
+        if produced == 0:
+            raise ConfigError(f"INT8 calibration: none of the {len(self.files)} images could be read")
+
+
+def calibration_cache_path(engine_path: str | Path, weights: str | Path, files: Sequence[Path],
+                           input_hw: tuple[int, int], batch: int) -> Path:
+    """Where the INT8 calibration cache of an engine lives: beside it, named by what the ranges depend on.
+
+    The name carries a digest of the weights (file content, else name), the calibration files (names and
+    sizes), the input size and batch, so a retrained model or another image folder calibrates afresh instead
+    of reusing stale ranges.
+    """
+    h = hashlib.sha256()
+    w = Path(str(weights))
+    h.update(w.read_bytes() if w.is_file() else str(weights).encode())
+    for f in files:
+        h.update(f"{f.name}:{f.stat().st_size if f.exists() else -1};".encode())
+    h.update(f"{input_hw[0]}x{input_hw[1]}b{batch}".encode())
+    engine_path = Path(engine_path)
+    return engine_path.with_name(f"{engine_path.stem}.{h.hexdigest()[:12]}.calib")
+
+
+class CalibrationFeed:
+    """The logic of rtseg's INT8 calibrator, free of TensorRT: batches to device memory, the cache file.
+
+    :func:`export_engine` wraps it in a ``tensorrt.IInt8EntropyCalibrator2`` subclass; the pointers it hands
+    TensorRT are ``data_ptr()`` of torch CUDA tensors it keeps alive until the next batch (no pycuda).
+    """
+
+    def __init__(self, images: CalibrationImages, cache: Path, *, device: str = "cuda") -> None:
+        self.images, self.cache, self.device = images, Path(cache), device
+        self._iter: Iterator[NDArray[np.float32]] | None = None
+        self._current = None  # the torch tensor whose memory TensorRT is reading
+        self.batches = 0
+
+    def batch_size(self) -> int:
+        return self.images.batch
+
+    def next_pointers(self) -> list[int] | None:
+        """Device pointers of the next batch (one input), or None when the images are exhausted."""
+        import torch
+
+        if self._iter is None:
+            self._iter = iter(self.images)
+        try:
+            batch = next(self._iter)
+        except StopIteration:
+            self._current = None
+            return None
+        self._current = torch.from_numpy(batch).to(self.device).contiguous()
+        if self._current.is_cuda:
+            torch.cuda.current_stream(self._current.device).synchronize()  # TensorRT reads it on its own stream
+        self.batches += 1
+        return [int(self._current.data_ptr())]
+
+    def read_cache(self) -> bytes | None:
+        if self.cache.is_file():
+            LOGGER.info("INT8 calibration: reusing %s", self.cache)
+            return self.cache.read_bytes()
+        return None
+
+    def write_cache(self, data: Any) -> None:
+        blob = bytes(memoryview(data))
+        if self.cache.is_file() and self.cache.read_bytes() == blob:
+            return  # TensorRT hands back the cache it was given
+        self.cache.write_bytes(blob)
+        LOGGER.info("INT8 calibration cached at %s", self.cache)
+
+
+class BuildProgress:
+    """TensorRT build phases as tqdm bars (the logic of rtseg's ``tensorrt.IProgressMonitor``).
+
+    TensorRT calls these from its own threads; phases nest (a parent phase's bar stays, children's go).
+    """
+
+    def __init__(self, file: Any = None) -> None:
+        self._bars: dict[str, Any] = {}
+        self._depth: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._file = file
+
+    def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+        from tqdm import tqdm
+
+        with self._lock:
+            depth = self._depth.get(parent_phase, -1) + 1 if parent_phase else 0
+            self._depth[phase_name] = depth
+            old = self._bars.pop(phase_name, None)
+            if old is not None:
+                old.close()
+            self._bars[phase_name] = tqdm(total=max(int(num_steps), 1), desc="  " * depth + phase_name,
+                                          position=depth, leave=depth == 0, file=self._file, dynamic_ncols=True)
+
+    def step_complete(self, phase_name: str, step: int) -> bool:
+        with self._lock:
+            bar = self._bars.get(phase_name)
+            if bar is not None:
+                bar.n = min(int(step) + 1, bar.total)
+                bar.refresh()
+        return True  # False would cancel the build
+
+    def phase_finish(self, phase_name: str) -> None:
+        with self._lock:
+            bar = self._bars.pop(phase_name, None)
+            self._depth.pop(phase_name, None)
+            if bar is not None:
+                bar.n = bar.total
+                bar.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for bar in self._bars.values():
+                bar.close()
+            self._bars.clear()
+            self._depth.clear()
+
+
+def precision_of(half: bool, int8: bool) -> str:
+    return "int8" if int8 else "fp16" if half else "fp32"
+
+
+def _check_options(*, out: str | Path | None, half: bool, int8: bool, calib: str | Path | None, batch: int,
+                   dynamic: bool, max_batch: int, workspace_gb: float | None) -> None:
+    if int8 and calib is None:
+        raise ConfigError("--int8 needs --calib DIR: a folder of sample images to calibrate activation ranges")
+    if calib is not None and not int8:
+        raise ConfigError("--calib is only used with --int8")
+    if calib is not None and not Path(calib).is_dir():
+        raise ConfigError(f"--calib {calib}: not a folder of images")
+    profile_shapes((3, 32, 32), batch, dynamic, max_batch)  # batch range checks, one-line errors
+    if workspace_gb is not None and workspace_gb <= 0:
+        raise ConfigError(f"--workspace {workspace_gb}: expected a positive size in GiB")
+    if out is not None:
+        target = Path(out)
+        if target.suffix.lower() != ".engine":
+            raise ConfigError(f"--out {target}: a TensorRT engine needs the .engine suffix")
+        if not target.parent.exists():
+            raise ConfigError(f"--out {target}: folder {target.parent} does not exist")
+
+
+def _onnx_input(path: Path) -> tuple[str, tuple[int, ...], dict[str, str]]:
+    """(input name, input shape with -1 for dynamic dims, metadata) of an ONNX file."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    inp = proto.graph.input[0]
+    dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in inp.type.tensor_type.shape.dim)
+    return inp.name, dims, {p.key: p.value for p in proto.metadata_props}
+
+
+def _export_onnx(weights: str, task: str, target: Path, imgsz: int | None, batch: int, dynamic_onnx: bool
+                 ) -> tuple[Path, str, tuple[int, ...], dict[str, Any]]:
+    """The ONNX export the engine is built from, and what the engine metadata needs from it."""
+    import json
+
+    if task == "semantic":
+        from rtseg.backends.semantic_backend import ONNX_METADATA_KEY
+        from rtseg.models.semantic_export import export_semantic_onnx
+
+        path = export_semantic_onnx(weights, out=target, imgsz=imgsz, dynamic=dynamic_onnx)
+        name, dims, meta = _onnx_input(path)
+        sem = json.loads(meta[ONNX_METADATA_KEY])
+        fields = {"names": tuple(sem["names"]), "imgsz": tuple(sem["imgsz"]), "task": "semantic",
+                  "stride": int(sem.get("stride", 32)), "end2end": False, "semantic": sem}
+    else:
+        from rtseg.backends.base import ModelInfo
+        from rtseg.export import export_onnx
+
+        path = export_onnx(weights, out=target, imgsz=imgsz, dynamic=dynamic_onnx,
+                           **({} if dynamic_onnx else {"batch": batch}))
+        name, dims, meta = _onnx_input(path)
+        info = ModelInfo.from_json(meta["rtseg"])
+        if info.task != "segment":
+            raise ModelError(f"{weights} is a {info.task!r} model; rtseg engines hold instance or semantic "
+                             "segmentation models")
+        fields = {"names": info.names, "imgsz": info.imgsz, "task": "segment", "stride": info.stride,
+                  "end2end": info.end2end, "semantic": None}
+    return path, name, dims, fields
+
+
+def export_engine(weights: str, *, out: str | Path | None = None, imgsz: int | None = None, half: bool = False,
+                  int8: bool = False, calib: str | Path | None = None, batch: int = 1, dynamic: bool = False,
+                  max_batch: int = 8, workspace_gb: float | None = 4, progress: bool = True) -> Path:
+    """Build a TensorRT engine from YOLO-seg or semantic weights, for the GPU of this machine.
+
+    Args:
+        weights: YOLO-seg ``.pt`` (or ``.yaml``), or anything the semantic exporter reads (rtseg semantic
+            checkpoint, YOLO26-sem, pretrained name).
+        out: the ``.engine`` file; default: ``engines/<name>`` under the current folder, named by
+            :func:`rtseg.engine_meta.engine_name` (e.g. ``engines/yolo11n-seg_640_fp16_b1.engine``).
+        imgsz: input size; default: the model's own. The engine's input size is fixed.
+        half: allow FP16 kernels.
+        int8: allow INT8 kernels (and FP16), calibrated on the images in ``calib``.
+        calib: folder of calibration images (INT8 only); the calibration is cached beside the engine.
+        batch: frames per call: the fixed batch, or with ``dynamic`` the batch TensorRT tunes for.
+        dynamic: accept 1 to ``max_batch`` frames per call (else exactly ``batch``).
+        max_batch: the largest batch of a dynamic engine.
+        workspace_gb: TensorRT's scratch-memory limit while building, in GiB (None: TensorRT's default).
+        progress: show the build phases as progress bars.
+
+    Raises:
+        ConfigError: contradictory or out-of-range options.
+        BackendUnavailable: no CUDA GPU, no TensorRT, or a TensorRT without the precision asked for.
+        ModelError: the weights cannot be loaded or exported, or TensorRT cannot build them.
+    """
+    from rtseg.backends.registry import model_task
+
+    _check_options(out=out, half=half, int8=int8, calib=calib, batch=batch, dynamic=dynamic, max_batch=max_batch,
+                   workspace_gb=workspace_gb)
+    precision = precision_of(half, int8)
+    files = calibration_files(calib) if int8 else []  # type: ignore[arg-type]
+    require_cuda()
+    trt = import_tensorrt()
+    flags = [f for f, on in (("FP16", precision in ("fp16", "int8")), ("INT8", int8)) if on]
+    missing = [f for f in flags if not hasattr(trt.BuilderFlag, f)]
+    if missing or (int8 and not hasattr(trt, "IInt8EntropyCalibrator2")):
+        raise BackendUnavailable(f"TensorRT {trt.__version__} has no {precision.upper()} builder flag or INT8 "
+                                 "calibrator (strongly typed builds only); build an FP32 engine, or use TensorRT 10")
+    task = model_task(weights)
+    gpu_name, cc = gpu_identity()
+
+    with tempfile.TemporaryDirectory(prefix="rtseg-engine-") as tmp:
+        dynamic_onnx = dynamic or (task == "semantic" and batch != 1)  # the semantic exporter fixes batch 1
+        onnx_path, input_name, dims, fields = _export_onnx(weights, task, Path(tmp) / "model.onnx", imgsz, batch,
+                                                           dynamic_onnx)
+        chw = (dims[1] if dims[1] > 0 else 3, *fields["imgsz"])
+        shapes = profile_shapes(chw, batch, dynamic, max_batch)
+        lo, opt, hi = shapes[0][0], shapes[1][0], shapes[2][0]
+        target = Path(out) if out is not None else \
+            DEFAULT_DIR / engine_name(_stem(weights), fields["imgsz"], precision, (lo, opt, hi), dynamic)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        meta = EngineMeta(precision=precision, batch=(lo, opt, hi), trt_version=trt.__version__, gpu_name=gpu_name,
+                          compute_capability=cc, source=Path(str(weights)).name, input_name=input_name,
+                          calib=str(calib) if int8 else "", **fields)
+        calibrator = None
+        if int8:
+            sem = fields["semantic"]
+            images = CalibrationImages(files, fields["imgsz"], opt, mean_rgb=sem["mean_rgb"] if sem else None,
+                                       std_rgb=sem["std_rgb"] if sem else None)
+            feed = CalibrationFeed(images, calibration_cache_path(target, weights, files, fields["imgsz"], opt))
+            calibrator = _trt_calibrator(trt, feed)
+        LOGGER.info("building a %s TensorRT %s engine for %s (sm %s), input %s, batch %s", precision.upper(),
+                    trt.__version__, gpu_name, cc, "x".join(map(str, shapes[1][1:])),
+                    f"{lo}-{hi}" if dynamic else lo)
+        serialized = _build(trt, onnx_path, weights, input_name, dims, shapes, precision, calibrator,
+                            workspace_gb, progress)
+    write_engine(target, meta, serialized)
+    LOGGER.info("built %s -> %s", weights, target)
+    return target
+
+
+def _stem(weights: str) -> str:
+    """``yolo11n-seg`` for ``yolo11n-seg.pt``; a pretrained name ``arch.WEIGHTS`` becomes ``arch_WEIGHTS``."""
+    name = Path(str(weights)).name
+    return Path(name).stem if Path(name).suffix.lower() in (".pt", ".pth", ".yaml", ".yml") else name.replace(".", "_")
+
+
+def _trt_calibrator(trt: Any, feed: CalibrationFeed) -> Any:
+    """A ``tensorrt.IInt8EntropyCalibrator2`` that delegates to ``feed``."""
+
+    class Calibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            self.feed = feed
+
+        def get_batch_size(self):  # noqa: ANN202 - TensorRT callback
+            return feed.batch_size()
+
+        def get_batch(self, names):  # noqa: ANN001, ANN202
+            return feed.next_pointers()
+
+        def read_calibration_cache(self):  # noqa: ANN202
+            return feed.read_cache()
+
+        def write_calibration_cache(self, cache):  # noqa: ANN001, ANN202
+            feed.write_cache(cache)
+
+    return Calibrator()
+
+
+def _trt_progress(trt: Any, progress: BuildProgress) -> Any:
+    """A ``tensorrt.IProgressMonitor`` that delegates to ``progress``."""
+
+    class Monitor(trt.IProgressMonitor):
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+            self.progress = progress
+
+        def phase_start(self, phase_name, parent_phase, num_steps):  # noqa: ANN001, ANN202 - TensorRT callback
+            progress.phase_start(phase_name, parent_phase, num_steps)
+
+        def step_complete(self, phase_name, step):  # noqa: ANN001, ANN202
+            return progress.step_complete(phase_name, step)
+
+        def phase_finish(self, phase_name):  # noqa: ANN001, ANN202
+            progress.phase_finish(phase_name)
+
+    return Monitor()
+
+
+def _build(trt: Any, onnx_path: Path, weights: str, input_name: str, dims: tuple[int, ...],
+           shapes: tuple[tuple[int, ...], ...], precision: str, calibrator: Any, workspace_gb: float | None,
+           progress: bool) -> bytes:
+    """Parse the ONNX file and build the serialized engine (TensorRT 10 Python API)."""
+    logger = trt_logger()
+    logger.sink.take_error()
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = [" ".join(str(parser.get_error(i)).split()) for i in range(parser.num_errors)]
+        raise ModelError(f"TensorRT {trt.__version__} cannot parse the ONNX export of {weights}: "
+                         f"{(errors[0] if errors else logger.sink.take_error() or 'unknown error')[:300]}")
+    config = builder.create_builder_config()
+    if workspace_gb is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
+    if any(d < 0 for d in dims):  # a dynamic ONNX input: the profile fixes the spatial size, ranges the batch
+        profile = builder.create_optimization_profile()
+        profile.set_shape(input_name, *shapes)
+        config.add_optimization_profile(profile)
+    elif tuple(dims) != shapes[1]:
+        raise ModelError(f"the ONNX export of {weights} has input {dims}, expected {shapes[1]}")
+    if precision in ("fp16", "int8"):
+        config.set_flag(trt.BuilderFlag.FP16)
+    if precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)
+        config.int8_calibrator = calibrator  # calibrates at the profile's opt shape
+    monitor = None
+    bars = BuildProgress() if progress else None
+    if bars is not None and hasattr(trt, "IProgressMonitor"):
+        monitor = _trt_progress(trt, bars)
+        config.progress_monitor = monitor  # kept referenced (monitor) until the build returns
+    try:
+        serialized = builder.build_serialized_network(network, config)
+    finally:
+        if bars is not None:
+            bars.close()
+    del monitor
+    if serialized is None:
+        reason = logger.sink.take_error() or "see the TensorRT messages above"
+        raise ModelError(f"TensorRT {trt.__version__} could not build an engine from {weights}: {reason}")
+    return bytes(memoryview(serialized))
