@@ -105,7 +105,8 @@ def train(
                                       show_default=False)],
     model: Annotated[str, typer.Option("--model", "-m", help="Semantic: an architecture (Unet, Linknet, FPN, "
                                        "PSPNet, DeepLabV3, DeepLabV3Plus, deeplabv3_mobilenet_v3_large, "
-                                       "lraspp_mobilenet_v3_large). Instance: a YOLO-seg config "
+                                       "lraspp_mobilenet_v3_large) or an rtseg semantic checkpoint "
+                                       "to fine-tune. Instance: a YOLO-seg config "
                                        "(yolo11n-seg.yaml) or weights to fine-tune (.pt).")] = "Linknet",
     encoder: Annotated[Optional[str], typer.Option(help="smp encoder (default mobilenet_v2).")] = None,
     labels: Annotated[str, typer.Option(help=LABELS_HELP)] = "semantic",
@@ -171,9 +172,10 @@ def train(
         typer.echo(f"training on {len(train_pairs)} images, validating on {len(val_pairs)}", err=True)
         augment = Augment(crop=crop, scale=(lo, hi), hflip="h" in flips, vflip="v" in flips, rot90="r" in flips,
                           colour=colour)
+        init = Path(model) if Path(model).suffix.lower() in (".pt", ".pth") else None
         result = train_semantic(train_pairs, val_pairs, dataset.semantic_names, out, arch=model, encoder=encoder,
                                 loss=loss, augment=augment, epochs=epochs, minutes=minutes, batch=batch, lr=lr,
-                                imgsz=imgsz, half=half, progress=sys.stderr.isatty())
+                                imgsz=imgsz, half=half, progress=sys.stderr.isatty(), init=init)
     except ValueError as exc:
         raise fail(f"--scale {scale!r}: expected two numbers like 0.5,1.0 ({exc})") from None
     except RtsegError as exc:

@@ -3,11 +3,15 @@
 With an instance and a semantic model (combined mode) the semantic model runs on a thread of its own,
 concurrently with the instance model, and the post-processing stage joins their results frame by frame.
 
+Several sources (:class:`Stream`, :meth:`Pipeline.multi`) share one pipeline: each has its own decode
+thread and queue, the inference stage takes frames from the streams in turn and runs them as one batch
+(one model call for N cameras), and each frame goes to its own stream's tracker, annotator and sinks.
+
 Stages are joined by bounded queues, so memory stays bounded and a slow stage slows its producers
-instead of piling up frames. A file source waits when the queue is full (no frame is lost); a live
-source drops its oldest queued frame instead (latency stays bounded). Sinks run on the calling thread,
-which OpenCV's window needs, and stop requests (Ctrl-C, SIGTERM, ``q`` in the window) are honoured
-between frames, so outputs always end on a whole frame and are finalized.
+instead of piling up frames. A file source waits when its queue is full (no frame is lost); a live
+source drops its own oldest queued frame instead (latency stays bounded, other streams are untouched).
+Sinks run on the calling thread, which OpenCV's window needs, and stop requests (Ctrl-C, SIGTERM, ``q``
+in the window) are honoured between frames, so outputs always end on a whole frame and are finalized.
 """
 
 from __future__ import annotations
@@ -38,8 +42,42 @@ _END = object()
 
 
 @dataclass
+class Stream:
+    """One source of a pipeline and what belongs to it alone.
+
+    Attributes:
+        source: where its frames come from.
+        sinks: where its results go.
+        annotator: draws its results (its own HUD FPS and trails); None writes raw frames to image sinks.
+        tracker: gives its instances persistent ids; one per stream, as tracks never cross videos.
+    """
+
+    source: Source
+    sinks: Sequence[Sink] = ()
+    annotator: Annotator | None = None
+    tracker: Tracker | None = None
+
+
+@dataclass
+class StreamSummary:
+    """Frames one stream delivered; ``elapsed_s`` runs from the start of the run to its last frame."""
+
+    source: str
+    frames: int = 0
+    dropped: int = 0
+    elapsed_s: float = 0.0
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+@dataclass
 class RunSummary:
-    """What a run did: frames, throughput and per-stage latency percentiles (milliseconds)."""
+    """What a run did: frames, throughput and per-stage latency percentiles (milliseconds).
+
+    ``frames``, ``dropped`` and ``fps`` add up every stream; ``streams`` has one entry per source.
+    """
 
     source: str
     frames: int = 0
@@ -48,10 +86,25 @@ class RunSummary:
     interrupted: bool = False  # ended early: a stop request or the window was closed
     user_quit: bool = False  # the window was closed (q, Esc)
     stages_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    streams: list[StreamSummary] = field(default_factory=list)
 
     @property
     def fps(self) -> float:
         return self.frames / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+class _Lane:
+    """A stream's run-time state: its decoded-frame queue, drawing flag, HUD FPS and counts."""
+
+    def __init__(self, stream: Stream, queue_size: int) -> None:
+        self.stream, self.source, self.sinks = stream, stream.source, list(stream.sinks)
+        self.live = bool(stream.source.live)
+        # a live source keeps at most 2 frames queued: older ones are dropped, latency stays bounded
+        self.decoded: queue.Queue = queue.Queue(maxsize=2 if self.live else queue_size)
+        self.draw = stream.annotator is not None and any(s.needs_image for s in self.sinks)
+        self.recent: collections.deque[int] = collections.deque(maxlen=30)
+        self.fps_ema = 0.0
+        self.summary = StreamSummary(source=stream.source.name)
 
 
 def _percentiles(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
@@ -79,55 +132,79 @@ class _Stage(threading.Thread):
 
 
 class Pipeline:
-    """One source through one model into several sinks.
+    """One source, or several (:meth:`multi`), through one model into sinks.
+
+    ``Pipeline(source, model, sinks, annotator=..., tracker=...)`` runs one source;
+    ``Pipeline.multi([Stream(src_a, sinks_a), Stream(src_b, sinks_b)], model, ...)`` runs several in one
+    pipeline, batching their frames into shared inference calls.
 
     Args:
-        source: where frames come from.
+        source: where frames come from (None when ``streams`` is given).
         model: the instance-segmentation stage, or None for semantic-only runs.
         sinks: where results go; the annotated frame is drawn only if one of them needs it.
         annotator: draws results; None writes the raw frames to image sinks.
-        max_frames: stop after this many frames.
+        max_frames: stop each stream after this many frames.
         queue_size: frames each queue holds between two stages.
         stop: set it (from a signal handler, say) to end the run after the current frame.
         on_frame: called on the calling thread after each frame reached every sink.
         semantic: a semantic-segmentation stage; with ``model`` too, both run concurrently.
-        batch: frames per inference call of the instance model (a file fills each batch; a live source
-            takes what has arrived).
+        batch: frames per inference call of the instance model, taken from the streams in turn (a file
+            fills each batch; a live source gives what has arrived). Default: the number of streams, so each
+            call has one frame of every stream; always 1 with tiling, whose tiles are the batch.
         tracker: gives instances persistent ids (post-processing stage, in frame order).
         overlap_semantic: run the semantic model on its own thread (default); False runs it before the
             instance model on the same thread (the baseline the overlap gain is measured against).
+        streams: several sources, each with its own sinks, annotator and tracker, instead of ``source``,
+            ``sinks``, ``annotator`` and ``tracker``.
     """
 
-    def __init__(self, source: Source, model: YoloSegModel | TiledYoloSeg | None, sinks: Sequence[Sink], *,
-                 annotator: Annotator | None = None, max_frames: int | None = None, queue_size: int = 4,
-                 stop: threading.Event | None = None,
+    def __init__(self, source: Source | None, model: YoloSegModel | TiledYoloSeg | None,
+                 sinks: Sequence[Sink] = (), *, annotator: Annotator | None = None, max_frames: int | None = None,
+                 queue_size: int = 4, stop: threading.Event | None = None,
                  on_frame: Callable[[Frame, FrameResult], None] | None = None,
-                 semantic: SemanticModel | TiledSemantic | None = None, overlap_semantic: bool = True, batch: int = 1,
-                 tracker: Tracker | None = None) -> None:
+                 semantic: SemanticModel | TiledSemantic | None = None, overlap_semantic: bool = True,
+                 batch: int | None = None, tracker: Tracker | None = None,
+                 streams: Sequence[Stream] | None = None) -> None:
         if model is None and semantic is None:
             raise ValueError("Pipeline needs an instance model, a semantic model, or both")
-        self.source, self.model, self.sinks = source, model, list(sinks)
-        self.semantic = semantic
-        self.tracker = tracker
-        if batch < 1 or (batch > 1 and isinstance(model, TiledYoloSeg)):
+        if streams is None:
+            if source is None:
+                raise ValueError("Pipeline needs a source or streams")
+            streams = [Stream(source, sinks, annotator, tracker)]
+        elif source is not None or sinks or annotator is not None or tracker is not None:
+            raise ValueError("Pipeline: pass one source (with sinks, annotator, tracker) or streams, not both")
+        if not streams:
+            raise ValueError("Pipeline needs at least one stream")
+        self.streams = list(streams)
+        self.model, self.semantic = model, semantic
+        tiled = isinstance(model, TiledYoloSeg)
+        batch = (1 if tiled else len(self.streams)) if batch is None else batch
+        if batch < 1 or (batch > 1 and tiled):
             raise ValueError(f"batch: expected >= 1 (1 with tiling, whose tiles are the batch), got {batch}")
         self.batch = batch
         self._overlap = overlap_semantic and model is not None and semantic is not None
         self._sem_in: queue.Queue = queue.Queue(maxsize=queue_size)
         self._sem_out: queue.Queue = queue.Queue(maxsize=queue_size)
-        self.annotator = annotator
-        self.draw = annotator is not None and any(s.needs_image for s in self.sinks)
         self.max_frames = max_frames
         self.stop = stop or threading.Event()
         self.on_frame = on_frame
-        self._decoded: queue.Queue = queue.Queue(maxsize=2 if source.live else queue_size)
+        self._lanes = [_Lane(s, queue_size) for s in self.streams]
+        self._open = list(range(len(self._lanes)))  # streams whose decoder has not ended
+        self._next_turn = 0  # the stream the next batch starts with
+        self._ready = threading.Event()  # a decoder queued a frame: wakes an inference stage waiting on live streams
         self._inferred: queue.Queue = queue.Queue(maxsize=queue_size)
         self._drawn: queue.Queue = queue.Queue(maxsize=queue_size)
         self._errors: list[BaseException] = []
         self._local = threading.local()
         self._halt = threading.Event()  # stop or failure: every thread winds down
-        self.summary = RunSummary(source=source.name)
-        self._fps_ema = 0.0
+        self.summary = RunSummary(source=", ".join(lane.source.name for lane in self._lanes))
+
+    @classmethod
+    def multi(cls, streams: Sequence[Stream], model: YoloSegModel | TiledYoloSeg | None,
+              **options: object) -> Pipeline:
+        """Several sources through one model: ``options`` as for :class:`Pipeline` (``batch``, ``semantic``,
+        ``max_frames``, ``stop``, ...); each :class:`Stream` brings its own sinks, annotator and tracker."""
+        return cls(None, model, streams=streams, **options)  # type: ignore[arg-type]
 
     def fail(self, exc: BaseException) -> None:
         self._errors.append(exc)
@@ -142,16 +219,16 @@ class Pipeline:
                 continue
         return False
 
-    def _put_latest(self, q: queue.Queue, item: object) -> None:
-        """Live sources: make room by dropping the oldest frame rather than waiting."""
+    def _put_latest(self, lane: _Lane, item: object) -> None:
+        """Live sources: make room by dropping the stream's own oldest frame rather than waiting."""
         while True:
             try:
-                q.put_nowait(item)
+                lane.decoded.put_nowait(item)
                 return
             except queue.Full:
                 try:
-                    q.get_nowait()
-                    self.summary.dropped += 1
+                    lane.decoded.get_nowait()
+                    lane.summary.dropped += 1
                 except queue.Empty:
                     pass
 
@@ -164,16 +241,19 @@ class Pipeline:
                 continue
         return _END, 0
 
-    def _decode(self) -> None:
+    def _decode(self, stream: int) -> None:
+        """One thread per stream, so a camera that blocks in read() never stalls the other streams."""
+        lane = self._lanes[stream]
+        source = lane.source
         index = 0
         while not self._halt.is_set() and (self.max_frames is None or index < self.max_frames):
             t0 = time.perf_counter_ns()
-            image = self.source.read()
+            image = source.read()
             if image is None:
                 break
             t1 = time.perf_counter_ns()
-            ts = index / self.source.fps if not self.source.live else (t1 - self._t_start) / 1e9
-            frame = Frame(index, image, ts, self.source.name)
+            ts = index / source.fps if not lane.live else (t1 - self._t_start) / 1e9
+            frame = Frame(index, image, ts, source.name, stream=stream)
             frame.timings.decode_ns, frame.timings.capture_ns = t1 - t0, t1
             # Letterboxing here keeps the inference thread busy with the model alone (on 2 cores, 720p:
             # +8% end-to-end FPS, measured)
@@ -182,12 +262,14 @@ class Pipeline:
             frame.timings.preprocess_ns = t2 - t1
             frame.timings.leave(t2)
             item = (frame, prepared)
-            if self.source.live:
-                self._put_latest(self._decoded, item)
-            elif not self._put(self._decoded, item):
+            if lane.live:
+                self._put_latest(lane, item)
+            elif not self._put(lane.decoded, item):
                 return
+            self._ready.set()
             index += 1
-        self._put(self._decoded, _END)
+        self._put(lane.decoded, _END)  # the inference stage ends once every stream has sent its end
+        self._ready.set()
 
     def _on_own_stream(self, device: torch.device | None) -> contextlib.AbstractContextManager:
         """On a GPU, each model thread queues its work on a CUDA stream of its own (so the instance and
@@ -207,32 +289,73 @@ class Pipeline:
         frame.timings.semantic_ns = time.perf_counter_ns() - t0
         return labels
 
-    def _next_batch(self) -> tuple[list, bool]:
-        """Up to ``batch`` decoded frames, and whether the source ended. A file waits for a full batch;
-        a live source takes what is already there, so batching never adds latency waiting for frames."""
-        item, _ = self._get(self._decoded)
-        if item is _END:
-            return [], True
-        items = [item]
-        while len(items) < self.batch:
-            if self.source.live:
-                try:
-                    item = self._decoded.get_nowait()
-                except queue.Empty:
+    def _turns(self) -> list[int]:
+        """The open streams in round-robin order, starting with the one whose turn it is."""
+        after = [s for s in self._open if s >= self._next_turn]
+        return after + [s for s in self._open if s < self._next_turn]
+
+    def _next_batch(self) -> list:
+        """Up to ``batch`` decoded frames taken from the open streams in turn; [] once every stream ended.
+
+        A file stream is waited for, so its frames fill each batch; a live stream gives only what has
+        already arrived, so batching never adds latency waiting for a camera.
+        """
+        items: list = []
+        while len(items) < self.batch and self._open and not self._halt.is_set():
+            self._ready.clear()  # before looking: a frame queued after this sets it again, none is missed
+            took = False
+            for stream in self._turns():
+                if len(items) == self.batch:
                     break
+                lane = self._lanes[stream]
+                if lane.live:
+                    try:
+                        item = lane.decoded.get_nowait()
+                    except queue.Empty:
+                        continue
+                else:
+                    item, _ = self._get(lane.decoded)
+                if item is _END:
+                    self._open.remove(stream)
+                    continue
+                items.append(item)
+                took = True
+                self._next_turn = stream + 1
+            if not took:
+                if items:
+                    break  # only live streams are left and they have nothing yet: do not wait for them
+                self._ready.wait(0.05)
+        return items
+
+    def _run_model(self, preps: list) -> list:
+        """The raw outputs of each frame: one inference call per input shape. Streams whose frames letterbox
+        to different shapes cannot share a tensor; same-size cameras, the usual case, make one call."""
+        groups: dict[object, list[int]] = {}
+        for i, p in enumerate(preps):
+            groups.setdefault(tuple(p.batch.shape[1:]) if isinstance(p, Prepared) else i, []).append(i)
+        outputs: list = [None] * len(preps)
+        device = getattr(self.model.backend, "device", None)  # type: ignore[union-attr]
+        for members in groups.values():
+            batch = preps[members[0]] if len(members) == 1 else Prepared(
+                np.concatenate([preps[i].batch for i in members]),
+                tuple(lb for i in members for lb in preps[i].letterboxes))
+            with self._on_own_stream(device):
+                out = self.model.infer(batch)  # type: ignore[union-attr]
+                if device is not None and device.type == "cuda":
+                    torch.cuda.current_stream(device).synchronize()  # the post thread reads the outputs next
+            if len(members) == 1:
+                outputs[members[0]] = out
             else:
-                item, _ = self._get(self._decoded)
-            if item is _END:
-                return items, True
-            items.append(item)
-        return items, False
+                preds, protos = out
+                for j, i in enumerate(members):
+                    outputs[i] = (preds[j : j + 1], protos[j : j + 1])
+        return outputs
 
     def _infer(self) -> None:
         concurrent = self._overlap
         inline = self.model is not None and self.semantic is not None and not concurrent
-        ended = False
-        while not ended:
-            items, ended = self._next_batch()
+        while True:
+            items = self._next_batch()
             if not items:
                 break
             now = time.perf_counter_ns()
@@ -250,20 +373,9 @@ class Pipeline:
                 return
             labels = [self._labels(frame) for frame in frames] if inline else [None] * len(frames)
             preps = [prepared for _, prepared in items]
-            batch = preps[0] if len(preps) == 1 else Prepared(
-                np.concatenate([p.batch for p in preps]), tuple(lb for p in preps for lb in p.letterboxes))
             t0 = time.perf_counter_ns()
-            device = getattr(self.model.backend, "device", None)
-            with self._on_own_stream(device):
-                out = self.model.infer(batch)
-                if device is not None and device.type == "cuda":
-                    torch.cuda.current_stream(device).synchronize()  # the post thread reads the outputs next
+            outputs = self._run_model(preps)
             t1 = time.perf_counter_ns()
-            if len(frames) == 1:
-                outputs = [out]
-            else:
-                preds, protos = out
-                outputs = [(preds[i : i + 1], protos[i : i + 1]) for i in range(len(frames))]
             for i, frame in enumerate(frames):
                 frame.timings.infer_ns = t1 - t0
                 frame.timings.leave(t1)
@@ -281,16 +393,16 @@ class Pipeline:
             if frame is _END:
                 break
             assert isinstance(frame, Frame)
-            if not self._put(self._sem_out, (frame.index, self._labels(frame))):
+            if not self._put(self._sem_out, ((frame.stream, frame.index), self._labels(frame))):
                 return
 
     def _postprocess(self) -> None:
-        recent: collections.deque[int] = collections.deque(maxlen=30)
         while True:
             item, _ = self._get(self._inferred)
             if item is _END:
                 break
             frame, prepared, raw = item  # type: ignore[misc]
+            lane = self._lanes[frame.stream]
             t0 = time.perf_counter_ns()
             frame.timings.arrive(t0)
             if self.model is None:
@@ -304,24 +416,27 @@ class Pipeline:
                     joined, wait = self._get(self._sem_out)
                     if joined is _END:
                         return
-                    index, labels = joined  # type: ignore[misc]
-                    if index != frame.index:
-                        raise RuntimeError(f"semantic result for frame {index} joined to frame {frame.index}")
+                    key, labels = joined  # type: ignore[misc]
+                    if key != (frame.stream, frame.index):
+                        raise RuntimeError(f"semantic result for (stream, frame) {key} joined to "
+                                           f"{(frame.stream, frame.index)}")
                     frame.timings.queue_wait_ns += wait
                     t0 += wait  # waiting for the semantic thread is queue time, not post-processing
                     result = replace(result, semantic=labels)
-            if self.tracker is not None:
-                result = self.tracker.update(result, frame.image)
+            tracker, annotator = lane.stream.tracker, lane.stream.annotator
+            if tracker is not None:
+                result = tracker.update(result, frame.image)
             result = replace(result, timestamp_s=frame.timestamp_s, timings=frame.timings)
             t1 = time.perf_counter_ns()
             frame.timings.postprocess_ns = t1 - t0
             annotated = None
-            if self.draw and self.annotator is not None:
-                # HUD FPS over the last 30 frames: frames reach this stage in bursts, a per-frame rate lies
-                recent.append(t1)
-                if len(recent) > 1:
-                    self._fps_ema = (len(recent) - 1) * 1e9 / max(recent[-1] - recent[0], 1)
-                annotated = self.annotator.draw(frame.image, result, fps=self._fps_ema, inplace=True)
+            if lane.draw and annotator is not None:
+                # HUD FPS of this stream over its last 30 frames: frames reach this stage in bursts (a batch
+                # at a time), a per-frame rate lies
+                lane.recent.append(t1)
+                if len(lane.recent) > 1:
+                    lane.fps_ema = (len(lane.recent) - 1) * 1e9 / max(lane.recent[-1] - lane.recent[0], 1)
+                annotated = annotator.draw(frame.image, result, fps=lane.fps_ema, inplace=True)
                 frame.timings.overlay_ns = time.perf_counter_ns() - t1
             frame.timings.leave(time.perf_counter_ns())
             if not self._put(self._drawn, (frame, annotated, result)):
@@ -329,7 +444,8 @@ class Pipeline:
         self._put(self._drawn, _END)
 
     def run(self) -> RunSummary:
-        """Process the source to its end, ``max_frames``, a stop request or an error; close every sink.
+        """Process every source to its end or ``max_frames``, or until a stop request or an error; close
+        every sink and source.
 
         Raises:
             RtsegError: from a stage (an unreadable source, a sink that cannot write, ...), after the sinks
@@ -337,8 +453,8 @@ class Pipeline:
         """
         samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "semantic", "queue_wait", "latency")}
         self._t_start = time.perf_counter_ns()
-        threads = [_Stage("decode", self._decode, self), _Stage("infer", self._infer, self),
-                   _Stage("post", self._postprocess, self)]
+        threads = [_Stage(f"decode{i}", lambda i=i: self._decode(i), self) for i in range(len(self._lanes))]
+        threads += [_Stage("infer", self._infer, self), _Stage("post", self._postprocess, self)]
         if self._overlap:
             threads.append(_Stage("semantic", self._infer_semantic, self))
         for t in threads:
@@ -354,13 +470,16 @@ class Pipeline:
                 if item is _END:
                     break
                 frame, annotated, result = item
+                lane = self._lanes[frame.stream]
                 t0 = time.perf_counter_ns()
                 frame.timings.arrive(t0)
-                for sink in self.sinks:
+                for sink in lane.sinks:
                     sink.write(frame, annotated, result)
                 t1 = time.perf_counter_ns()
                 frame.timings.encode_ns, frame.timings.done_ns = t1 - t0, t1
                 self.summary.frames += 1
+                lane.summary.frames += 1
+                lane.summary.elapsed_s = (t1 - self._t_start) / 1e9
                 for name, ms in frame.timings.as_ms().items():
                     samples[name].append(ms)
                 if self.on_frame is not None:
@@ -370,19 +489,21 @@ class Pipeline:
         finally:
             self.summary.interrupted = self.stop.is_set() or self.summary.user_quit
             self._halt.set()
-            interrupt = getattr(self.source, "interrupt", None)
-            if interrupt is not None:  # end a reconnect back-off now; the capture is released after the join
-                interrupt()
+            for lane in self._lanes:
+                interrupt = getattr(lane.source, "interrupt", None)
+                if interrupt is not None:  # end a reconnect back-off now; the capture is released after the join
+                    interrupt()
             for t in threads:
                 t.join(timeout=10)
-            self.source.close()
             self.summary.elapsed_s = (time.perf_counter_ns() - self._t_start) / 1e9
             self.summary.stages_ms = _percentiles(samples)
+            self.summary.streams = [lane.summary for lane in self._lanes]
+            self.summary.dropped = sum(lane.summary.dropped for lane in self._lanes)
             close_errors = []
-            for sink in self.sinks:
+            for closable in [lane.source for lane in self._lanes] + [s for lane in self._lanes for s in lane.sinks]:
                 try:
-                    sink.close()
-                except Exception as exc:  # noqa: BLE001 - close every sink, report the first failure
+                    closable.close()
+                except Exception as exc:  # noqa: BLE001 - close every source and sink, report the first failure
                     close_errors.append(exc)
         errors = [e for e in self._errors if not isinstance(e, StopRequested)] + close_errors
         if errors:

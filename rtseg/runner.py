@@ -62,6 +62,7 @@ class RunOptions:
     tile_merge: str = "nmm"
     class_file: Path | None = None
     instance_palette: tuple | None = None
+    batch: int | None = None  # frames per inference call; None: one per source (1 with tiling)
 
 
 def load_models(opts: RunOptions):  # noqa: ANN201 - (instance stage | None, semantic stage | None)

@@ -57,6 +57,7 @@ class Frame:
         timestamp_s: position in the source in seconds (index / fps for files, time since start for live sources).
         source: the source's name (path, URL or camera index).
         timings: filled in as the frame moves through the stages.
+        stream: position of its source among the sources of a multi-stream run (0 with one source).
     """
 
     index: int
@@ -64,6 +65,7 @@ class Frame:
     timestamp_s: float
     source: str = ""
     timings: StageTimings = field(default_factory=StageTimings)
+    stream: int = 0
 
     @property
     def image_hw(self) -> tuple[int, int]:

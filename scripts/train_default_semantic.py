@@ -6,7 +6,8 @@
 * ``pets``: Oxford-IIIT Pet (3 breeds), classes background / pet, trimap border pixels ignored. Training
   images: the original ``trainval`` split less every 7th image, which is the validation set that picks the
   best epoch; the original ``test`` split stays untouched for the model card (``rtseg eval``).
-* ``aerial``: Dubai land cover; whole tiles held out (:func:`rtseg.data.aerial.split_aerial`).
+* ``aerial``: Dubai land cover, classes building / land / road / vegetation / water ("unlabeled" ignored);
+  whole tiles held out, one for validation and two for the model card (:func:`rtseg.data.shared_sets.aerial_splits`).
 Prints the result (best epoch, validation metrics, history) as JSON on stdout.
 """
 
@@ -32,11 +33,12 @@ def pets(args: argparse.Namespace) -> tuple[list, list, tuple, None, Augment]:
 
 
 def aerial(args: argparse.Namespace) -> tuple[list, list, tuple, tuple, Augment]:
-    from rtseg.data.aerial import CLASS_NAMES, PALETTE_BGR, load_aerial, split_aerial
+    from rtseg.data.aerial import CLASS_NAMES, PALETTE_BGR
+    from rtseg.data.shared_sets import aerial_splits
 
-    train_pairs, val_pairs = split_aerial(load_aerial(shared_data() / "aerial" / "dubai_landcover_hitl"), 0.25, 0)
+    train_pairs, val_pairs, _ = aerial_splits()
     load = lambda pairs: [(cv2.imread(str(p)), lab) for p, lab in pairs]  # noqa: E731
-    return (load(train_pairs), load(val_pairs), CLASS_NAMES, PALETTE_BGR,
+    return (load(train_pairs), load(val_pairs), CLASS_NAMES[:5], PALETTE_BGR[:5],
             Augment(crop=args.crop, scale=(0.25, 1.0), vflip=True, rot90=True, colour=0.1))
 
 
@@ -54,13 +56,15 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=1, help="crops per training image per epoch")
+    parser.add_argument("--init", type=Path, default=None, help="rtseg checkpoint to continue training from")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     train, val, names, palette, augment = (pets if args.task == "pets" else aerial)(args)
     result = train_semantic(train * args.repeat, val, names, args.out, arch=args.arch, encoder=args.encoder,
                             loss=args.loss, augment=augment, epochs=args.epochs, minutes=args.minutes,
-                            batch=args.batch, lr=args.lr, imgsz=args.imgsz, palette_bgr=palette, half=True)
+                            batch=args.batch, lr=args.lr, imgsz=args.imgsz, palette_bgr=palette, half=True,
+                            init=args.init)
     plot_history(result.history, args.out.with_suffix(".png"))
     print(json.dumps({"checkpoint": str(result.checkpoint), "best_epoch": result.best_epoch,
                       "train_images": len(train), "val_images": len(val), "args": {k: str(v) for k, v in

@@ -74,9 +74,22 @@ class OrtBackend:
         self.info = info
         self._input = inp.name
         self._fp16 = "float16" in inp.type
+        self._fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None  # a static export's batch
         self.device = torch.device("cpu")
 
     def infer(self, batch: NDArray[np.float32]) -> tuple[torch.Tensor, torch.Tensor]:
         x = batch.astype(np.float16) if self._fp16 else batch
-        preds, protos = self._session.run(None, {self._input: x})[:2]
+        n, k = len(x), self._fixed_batch
+        if k is None or n == k:
+            preds, protos = self._session.run(None, {self._input: x})[:2]
+            return torch.from_numpy(preds).float(), torch.from_numpy(protos).float()
+        # a static export takes exactly its batch (multi-stream runs batch several frames): split a larger
+        # batch, pad a smaller one with its last frame and drop those outputs
+        parts = []
+        for start in range(0, n, k):
+            chunk = x[start : start + k]
+            if len(chunk) < k:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], k - len(chunk), axis=0)])
+            parts.append(self._session.run(None, {self._input: chunk})[:2])
+        preds, protos = (np.concatenate([part[i] for part in parts])[:n] for i in (0, 1))
         return torch.from_numpy(preds).float(), torch.from_numpy(protos).float()

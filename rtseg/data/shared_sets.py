@@ -2,6 +2,8 @@
 
 The default instance model's classes are ``person, cat, dog``:
 
+Held-out images are never used for training or to pick a checkpoint.
+
 * **Oxford-IIIT Pet** (``pets/``): one instance per image, the pet = trimap pet + border pixels; the class
   from the original list files (species 1 = cat, 2 = dog). Splits: the original ``trainval`` / ``test``.
 * **Penn-Fudan** (``pennfudan/``): person instances from the instance PNGs. Split: every 5th image
@@ -85,8 +87,11 @@ def add_coco128(root: Path, out: Path, out_split: str) -> int:
     return len(images)
 
 
-def write_data_yaml(out: Path, names: tuple[str, ...] = NAMES, splits: dict[str, str] | None = None) -> Path:
-    splits = splits or {"train": "images/train", "val": "images/test"}
+HELD_OUT = {"test_pets": "images/test_pets", "test_pennfudan": "images/test_pennfudan"}
+
+
+def write_data_yaml(out: Path, names: tuple[str, ...] = NAMES, splits: dict | None = None) -> Path:
+    splits = splits or {"train": "images/train", "val": list(HELD_OUT.values()), **HELD_OUT}
     path = out / "data.yaml"
     path.write_text(yaml.safe_dump({"path": str(out.resolve()), **splits, "names": dict(enumerate(names))},
                                    sort_keys=False))
@@ -96,7 +101,8 @@ def write_data_yaml(out: Path, names: tuple[str, ...] = NAMES, splits: dict[str,
 def build_instance_sets(out: Path, data: Path | None = None, *, train: bool = True, test: bool = True) -> Path:
     """The default instance model's training (``images/train``) and held-out (``images/test``) sets.
 
-    Returns the ``data.yaml`` path. ``test`` holds the pets test split and the held-out Penn-Fudan images.
+    Returns the ``data.yaml`` path. Held-out splits: ``test_pets`` (the pets test split: cat, dog),
+    ``test_pennfudan`` (every 5th Penn-Fudan image: person) and ``val``, both together.
     """
     data = data or shared_data()
     out.mkdir(parents=True, exist_ok=True)
@@ -105,8 +111,8 @@ def build_instance_sets(out: Path, data: Path | None = None, *, train: bool = Tr
         add_pennfudan(data / "pennfudan", out, "train", "train")
         add_coco128(data / "coco128-seg", out, "train")
     if test:
-        add_pets(data / "pets", out, "test", "test")
-        add_pennfudan(data / "pennfudan", out, "test", "test")
+        add_pets(data / "pets", out, "test", "test_pets")
+        add_pennfudan(data / "pennfudan", out, "test", "test_pennfudan")
     return write_data_yaml(out)
 
 
@@ -144,3 +150,37 @@ def pets_trimap_folder(out: Path, split: str = "test", data: Path | None = None)
                 target.symlink_to((root / src / f"{name}{suffix}").resolve())
     (out / "classes.txt").write_text("pet\n")
     return out
+
+
+def aerial_splits(data: Path | None = None) -> tuple[list, list, list]:
+    """(train, val, test) (image path, label map) pairs of the aerial land-cover set, split by whole tiles.
+
+    Test: tiles 3 and 5 (:func:`rtseg.data.aerial.split_aerial`, seed 0); validation (picks the best
+    epoch): one more tile (seed 1). "unlabeled" pixels become 255 (ignored); classes are building, land,
+    road, vegetation, water.
+    """
+    from rtseg.data.aerial import UNLABELED, load_aerial, split_aerial
+
+    pairs = [(p, np.where(lab == UNLABELED, 255, lab).astype(np.uint8))
+             for p, lab in load_aerial((data or shared_data()) / "aerial" / "dubai_landcover_hitl")]
+    trainval, test = split_aerial(pairs, 0.25, 0)
+    train, val = split_aerial(trainval, 0.17, 1)
+    return train, val, test
+
+
+AERIAL_NAMES = ("building", "land", "road", "vegetation", "water")
+HELD_OUT_SETS = ("instance-pets", "instance-pennfudan", "pets", "aerial")
+
+
+def held_out_eval_args(case: str, out: Path, data: Path | None = None) -> list[str]:
+    """``rtseg eval`` data arguments for a default model's held-out set (one of :data:`HELD_OUT_SETS`),
+    built under ``out`` from links into ``../shared/data``."""
+    data = data or shared_data()
+    if case in ("instance-pets", "instance-pennfudan"):
+        split = "test_pets" if case == "instance-pets" else "test_pennfudan"
+        return ["--data", str(build_instance_sets(out, data, train=False)), "--split", split]
+    if case == "pets":
+        return ["--data", str(pets_trimap_folder(out, "test", data)), "--labels", "trimap"]
+    if case == "aerial":
+        return ["--data", str(write_mask_png_set(aerial_splits(data)[2], out, AERIAL_NAMES))]
+    raise ValueError(f"unknown held-out set {case!r}; expected one of {HELD_OUT_SETS}")

@@ -154,13 +154,16 @@ def train_semantic(train: Sequence[tuple[NDArray[np.uint8], NDArray[np.uint8]]],
                    augment: Augment | None = None, epochs: int = 30, minutes: float | None = None,
                    batch: int = 8, lr: float = 2e-3, weight_decay: float = 1e-4, imgsz: int = 512,
                    palette_bgr: Sequence[tuple[int, int, int]] | None = None, half: bool = False,
-                   seed: int = 0, progress: bool = True, log: Callable[[str], None] | None = None) -> TrainResult:
+                   seed: int = 0, progress: bool = True, log: Callable[[str], None] | None = None,
+                   init: Path | None = None) -> TrainResult:
     """Train from scratch and keep the checkpoint with the best validation mIoU.
 
     Args:
         train, val: (BGR image, label map with 255 = ignore) pairs.
         minutes: a time budget that ends training early (the cosine learning-rate schedule follows it).
         half: store the weights as float16 (half the file size; they load back as float32).
+        init: an rtseg semantic checkpoint to start from (fine-tuning); its classes must be ``names``;
+            ``arch`` and ``encoder`` are then taken from it.
         log: receives one JSON line per epoch (default: stderr).
     """
     from tqdm import tqdm
@@ -176,7 +179,15 @@ def train_semantic(train: Sequence[tuple[NDArray[np.uint8], NDArray[np.uint8]]],
     loss_fn = parse_loss(loss)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net, info = build_semantic(arch, names=names, encoder=encoder, imgsz=imgsz)
+    if init is not None:
+        from rtseg.models.semantic_zoo import load_semantic
+
+        net, info = load_semantic(init)
+        if tuple(info.names) != tuple(names):
+            raise ConfigError(f"{init}: its classes {list(info.names)} differ from the data's {list(names)}")
+        info = replace(info, imgsz=(imgsz, imgsz))
+    else:
+        net, info = build_semantic(arch, names=names, encoder=encoder, imgsz=imgsz)
     if palette_bgr is not None:
         info = replace(info, palette_bgr=tuple(tuple(int(v) for v in c) for c in palette_bgr))
     mean = np.asarray(info.mean_rgb, np.float32).reshape(1, 3, 1, 1)

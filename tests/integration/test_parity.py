@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from rtseg.backends.registry import load_backend
 from rtseg.export import export_onnx
@@ -80,3 +81,10 @@ def test_static_onnx_matches_ultralytics_on_the_same_file(images, tmp_path) -> N
         ref = reference.predict(image, imgsz=IMGSZ, conf=CONF, iou=0.7, retina_masks=True, verbose=False)[0]
         cmp.add_ultralytics(ref, model([image])[0])
     _assert_parity(cmp)
+    # a batch-1 export given several frames (a multi-stream batch) runs them one by one: same outputs
+    prepared = model.prepare(images[:3])
+    batched = model.backend.infer(prepared.batch)
+    single = [model.backend.infer(prepared.batch[i : i + 1]) for i in range(3)]
+    for k in (0, 1):
+        assert batched[k].shape[0] == 3
+        assert torch.allclose(batched[k], torch.cat([s[k] for s in single]), atol=1e-4)
