@@ -78,8 +78,13 @@ class _StopOnSignal:
 
 
 def _print_summary(summary, outputs: list[str]) -> None:  # noqa: ANN001
-    lines = [f"{summary.source}: {summary.frames} frames in {summary.elapsed_s:.1f} s = {summary.fps:.1f} FPS"
+    several = summary.streams if len(summary.streams) > 1 else []
+    head = f"{len(several)} sources" if several else summary.source
+    lines = [f"{head}: {summary.frames} frames in {summary.elapsed_s:.1f} s = {summary.fps:.1f} FPS"
              + (f", {summary.dropped} dropped (live source)" if summary.dropped else "")]
+    for stream in several:  # each stream's own rate: its frames over the time to its last frame
+        lines.append(f"  {stream.source}: {stream.frames} frames, {stream.fps:.1f} FPS"
+                     + (f", {stream.dropped} dropped" if stream.dropped else ""))
     if summary.stages_ms:
         lines.append(f"  {'stage':<12}{'p50 ms':>9}{'p95 ms':>9}")
         for name, stats in summary.stages_ms.items():
@@ -92,7 +97,8 @@ def _print_summary(summary, outputs: list[str]) -> None:  # noqa: ANN001
 def run(
     sources: Annotated[list[str], typer.Argument(
         help="Video file, camera index (0), image folder or glob ('frames/*.jpg'), or stream URL "
-             "(rtsp://, http(s)://, udp://, tcp://). Several are processed one after another.",
+             "(rtsp://, http(s)://, udp://, tcp://). Several run together in one pipeline, their frames "
+             "batched into shared inference calls, with one output per source (OUT_NAME.mp4).",
         show_default=False)],
     model: Annotated[str, typer.Option("--model", "-m", help="YOLO-seg weights (.pt), architecture config "
                                        "(.yaml) or exported model (.onnx); or a semantic model, for a "
@@ -155,6 +161,9 @@ def run(
     half: Annotated[bool, typer.Option("--half", help="FP16 inference (CUDA only).")] = False,
     max_frames: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many frames per "
                                                        "source.")] = None,
+    batch: Annotated[Optional[int], typer.Option(min=1, help="Frames per inference call, taken from the "
+                                                 "sources in turn. Default: the number of sources (one frame "
+                                                 "of each per call); 1 with --tile.")] = None,
     hud: Annotated[bool, typer.Option("--hud/--no-hud", help="Draw frame index and FPS.")] = True,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Instance mask opacity.")] = 0.45,
     semantic_alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Semantic colour opacity.")] = 0.35,
@@ -176,6 +185,7 @@ def run(
       rtseg run drone.mp4 --model deeplab.pt --save-labels labels/          (semantic only)
       rtseg run street.mp4 --model yolo.pt --semantic deeplab.pt -o both.mp4 (combined)
       rtseg run drone.mp4 --track botsort --trails 30 --jsonl tracks.jsonl
+      rtseg run a.mp4 b.mp4 rtsp://cam/live -o out.mp4   (one batched pipeline: out_a.mp4, out_b.mp4, ...)
     """
     _setup_logging(verbose)
     opts = RunOptions(model=model, semantic=semantic, out=out, jsonl=jsonl, show=show, save_frames=save_frames,
@@ -184,7 +194,7 @@ def run(
                       alpha=alpha, semantic_alpha=semantic_alpha, quality=quality, pad=pad, morph_open=morph_open,
                       morph_close=morph_close, min_area=min_area, image_fps=image_fps, quiet=quiet, track=track,
                       trails=trails, tile=tile, overlap=overlap, tile_full=tile_full, tile_merge=tile_merge,
-                      class_file=class_file)
+                      class_file=class_file, batch=batch)
     try:
         code = _run(sources, opts)
     except RtsegError as exc:
@@ -197,13 +207,15 @@ def run(
 
 def _run(sources: list[str], opts: RunOptions) -> int:
     from rtseg.overlay.annotator import Annotator
-    from rtseg.pipeline import Pipeline
+    from rtseg.pipeline import Pipeline, Stream
     from rtseg.sinks import ImageFolderSink, JsonlSink, LabelMapSink, VideoFileSink, WindowSink, check_writable
     from rtseg.sources import open_source
     from rtseg.tracking import TRACKERS
 
     if opts.track and opts.track not in TRACKERS:
         raise ConfigError(f"--track {opts.track!r}: expected one of {', '.join(TRACKERS)}")
+    if opts.tile and (opts.batch or 1) > 1:
+        raise ConfigError("--batch with --tile: the tiles of a frame are already its batch; drop --batch")
     many = len(sources) > 1
     out = opts.out
     if not (out or opts.jsonl or opts.show or opts.save_frames or opts.save_labels):
@@ -211,6 +223,9 @@ def _run(sources: list[str], opts: RunOptions) -> int:
     for path, what in ((out, "video"), (opts.jsonl, "JSONL")):  # fail before the model loads
         if path is not None:
             check_writable(path, what=what)
+    tags = [_source_tag(s) for s in sources]
+    # the streams run at once: two sources with one tag (two rtsp:// URLs) must not write the same file
+    tags = [f"{t}{tags[:i].count(t) + 1}" if tags.count(t) > 1 else t for i, t in enumerate(tags)]
     opened = [open_source(s, image_fps=opts.image_fps) for s in sources]  # every source checked up front
     try:
         seg, sem = load_models(opts)
@@ -223,19 +238,23 @@ def _run(sources: list[str], opts: RunOptions) -> int:
     names = seg.names if seg is not None else ()
     sem_names = sem.names if sem is not None else ()
     sem_palette = sem.info.palette_bgr if sem is not None else ()
+    totals = [min(filter(None, (src.frame_count, opts.max_frames)), default=None) for src in opened]
+    bar = _progress(None if None in totals else sum(totals),  # type: ignore[arg-type]
+                    f"{len(sources)} sources" if many else sources[0], opts.quiet)
+    streams: list[Stream] = []
     with _StopOnSignal() as stopper:
-        for spec, source in zip(sources, opened):
-            tag = _source_tag(spec)
-            annotator = Annotator(names, alpha=opts.alpha, hud=opts.hud, semantic_names=sem_names,
-                                  semantic_palette=sem_palette, semantic_alpha=opts.semantic_alpha,
-                                  trails=opts.trails if opts.track else 0, palette=opts.instance_palette)
-            tracker = None
-            if opts.track:
-                from rtseg.tracking import Tracker
+        try:
+            for spec, source, tag in zip(sources, opened, tags):
+                annotator = Annotator(names, alpha=opts.alpha, hud=opts.hud, semantic_names=sem_names,
+                                      semantic_palette=sem_palette, semantic_alpha=opts.semantic_alpha,
+                                      trails=opts.trails if opts.track else 0, palette=opts.instance_palette)
+                tracker = None
+                if opts.track:  # one tracker per stream: track ids and their state never cross sources
+                    from rtseg.tracking import Tracker
 
-                tracker = Tracker(opts.track, frame_rate=source.fps, min_score=opts.conf)
-            sinks: list = []
-            try:
+                    tracker = Tracker(opts.track, frame_rate=source.fps, min_score=opts.conf)
+                sinks: list = []
+                streams.append(Stream(source, sinks, annotator, tracker))  # first, so an error closes its sinks
                 if out is not None:
                     sinks.append(VideoFileSink(_suffixed(out, tag, many), fps=source.fps))  # type: ignore[arg-type]
                 if opts.jsonl is not None:
@@ -247,32 +266,31 @@ def _run(sources: list[str], opts: RunOptions) -> int:
                                               sem_palette))
                 if opts.show:
                     sinks.append(WindowSink(f"rtseg - {spec}"))
-            except BaseException:
-                for sink in sinks:
-                    sink.close()
-                for src in opened:
-                    src.close()
-                raise
-            outputs = [str(getattr(s, "path", getattr(s, "folder", ""))) for s in sinks
-                       if hasattr(s, "path") or hasattr(s, "folder")]
-            total = min(filter(None, (source.frame_count, opts.max_frames)), default=None)
-            bar = _progress(total, spec, opts.quiet)
-            pipeline = Pipeline(source, seg, sinks, annotator=annotator, max_frames=opts.max_frames,
-                                stop=stopper.event, semantic=sem, tracker=tracker,
-                                on_frame=(lambda f, r, bar=bar: bar.update(1)) if bar else None)
-            try:
-                summary = pipeline.run()
-            finally:
-                if bar:
-                    bar.close()
-            if not opts.quiet:
-                _print_summary(summary, outputs)
-            if summary.interrupted:
-                typer.echo(f"rtseg: stopped after {summary.frames} frames; outputs are complete up to that "
-                           "frame", err=True)
-                for src in opened:
-                    src.close()
-                return 0 if summary.user_quit else 130
+            pipeline = Pipeline.multi(streams, seg, max_frames=opts.max_frames, stop=stopper.event, semantic=sem,
+                                      batch=opts.batch,
+                                      on_frame=(lambda f, r, bar=bar: bar.update(1)) if bar else None)
+        except BaseException:
+            for sink in (s for stream in streams for s in stream.sinks):
+                sink.close()
+            for src in opened:
+                src.close()
+            if bar:
+                bar.close()
+            raise
+        try:
+            summary = pipeline.run()  # closes every sink and source
+        finally:
+            if bar:
+                bar.close()
+    outputs = [str(getattr(s, "path", getattr(s, "folder", ""))) for stream in streams for s in stream.sinks
+               if hasattr(s, "path") or hasattr(s, "folder")]
+    if not opts.quiet:
+        _print_summary(summary, outputs)
+    if summary.interrupted:
+        per_stream = f" ({', '.join(f'{t} {s.frames}' for t, s in zip(tags, summary.streams))})" if many else ""
+        typer.echo(f"rtseg: stopped after {summary.frames} frames{per_stream}; outputs are complete up to that "
+                   "frame", err=True)
+        return 0 if summary.user_quit else 130
     return 0
 
 

@@ -73,24 +73,16 @@ class StreamSummary:
 
 
 @dataclass
-class RunSummary:
+class RunSummary(StreamSummary):
     """What a run did: frames, throughput and per-stage latency percentiles (milliseconds).
 
     ``frames``, ``dropped`` and ``fps`` add up every stream; ``streams`` has one entry per source.
     """
 
-    source: str
-    frames: int = 0
-    dropped: int = 0
-    elapsed_s: float = 0.0
     interrupted: bool = False  # ended early: a stop request or the window was closed
     user_quit: bool = False  # the window was closed (q, Esc)
     stages_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     streams: list[StreamSummary] = field(default_factory=list)
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
 class _Lane:

@@ -72,6 +72,51 @@ def test_image_folder_to_frames_and_several_sources(tmp_path: Path, video30: Pat
     assert count_frames(tmp_path / "o_clip30.mp4") == (5, (240, 320))
 
 
+def _records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_several_sources_are_batched_into_one_output_each(tmp_path: Path) -> None:
+    """Three clips of different lengths and sizes in one run (two share a name): each output is its own."""
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    clips = {"clip1": (write_video(tmp_path / "x" / "clip.avi", 12), 12, (240, 320)),
+             "clip2": (write_video(tmp_path / "y" / "clip.avi", 7, size_wh=(160, 120), seed=1), 7, (120, 160)),
+             "wide": (write_video(tmp_path / "wide.avi", 5, size_wh=(256, 144), seed=2), 5, (144, 256))}
+    proc = run_cli("run", *(str(c[0]) for c in clips.values()), "--out", str(tmp_path / "out.mp4"),
+                   "--jsonl", str(tmp_path / "out.jsonl"), "--conf", "0.01")
+    assert proc.returncode == 0, proc.stderr
+    for tag, (_, n, hw) in clips.items():
+        assert count_frames(tmp_path / f"out_{tag}.mp4") == (n, hw), tag
+        records = _records(tmp_path / f"out_{tag}.jsonl")
+        assert [r["frame"] for r in records] == list(range(n)), tag
+        assert all(r["image_hw"] == list(hw) for r in records), tag
+    assert "3 sources: 24 frames" in proc.stderr
+    for path, n in ((clips["clip1"][0], 12), (clips["clip2"][0], 7), (clips["wide"][0], 5)):
+        assert f"{path}: {n} frames" in proc.stderr
+
+
+def test_signal_mid_run_with_several_sources_finalizes_every_output(tmp_path: Path) -> None:
+    videos = [write_video(tmp_path / f"v{i}.avi", frames=300, seed=i) for i in range(2)]
+    env = dict(os.environ, PYTHONPATH=str(NONET))
+    proc = subprocess.Popen([sys.executable, "-m", "rtseg.cli", "run", *map(str, videos), "--out",
+                             str(tmp_path / "p.mp4"), "--jsonl", str(tmp_path / "p.jsonl")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    jsonls = [tmp_path / f"p_v{i}.jsonl" for i in range(2)]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not all(j.exists() and len(j.read_text().splitlines()) >= 5 for j in jsonls):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "stopped after" in stderr
+    for i, jsonl in enumerate(jsonls):
+        records = jsonl.read_text().splitlines()
+        assert all(json.loads(line)["frame"] == k for k, line in enumerate(records))  # complete lines only
+        frames, hw = count_frames(tmp_path / f"p_v{i}.mp4")
+        assert 5 <= frames == len(records) < 300 and hw == (240, 320)
+
+
 def _one_line_error(proc: subprocess.CompletedProcess, expected: str) -> None:
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2, proc.stderr
@@ -111,6 +156,8 @@ BAD_INPUTS = {
                                  "--out", str(t / "o.mp4")], "unicorn"),
     "cuda missing": (lambda t: ["run", str(write_video(t / "v.avi", 3)), "--device", "cuda",
                                 "--out", str(t / "o.mp4")], "CUDA"),
+    "batch with tiles": (lambda t: ["run", str(write_video(t / "v.avi", 3)), "--tile", "320", "--batch", "2",
+                                    "--out", str(t / "o.mp4")], "--batch with --tile"),
 }
 
 
