@@ -28,7 +28,7 @@ DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "videos" / "people_walking_hig
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
-    parser.add_argument("--weights", default=str(ROOT / "rtseg" / "assets" / "yolo11n-seg-coco128.pt"))
+    parser.add_argument("--weights", default=str(ROOT / "tests" / "assets" / "yolo11n-seg-coco128.pt"))
     parser.add_argument("--semantic-arch", default="lraspp_mobilenet_v3_large")
     parser.add_argument("--semantic-imgsz", type=int, default=512)
     parser.add_argument("--imgsz", type=int, default=640)

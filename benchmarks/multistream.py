@@ -32,7 +32,7 @@ MODES = ("one after the other", "one pipeline, batch 1", "one pipeline, batched 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
-    parser.add_argument("--weights", default=str(ROOT / "rtseg" / "assets" / "yolo11n-seg-coco128.pt"))
+    parser.add_argument("--weights", default=str(ROOT / "tests" / "assets" / "yolo11n-seg-coco128.pt"))
     parser.add_argument("--streams", type=int, default=2)
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--frames", type=int, default=100, help="frames per source")

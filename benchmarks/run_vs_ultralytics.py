@@ -57,7 +57,7 @@ def bench_rtseg(model_path: str, video: Path, imgsz: int, out_dir: Path, warmup:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, default=None)
-    parser.add_argument("--weights", default=str(ROOT / "rtseg" / "assets" / "yolo11n-seg-coco128.pt"))
+    parser.add_argument("--weights", default=str(ROOT / "tests" / "assets" / "yolo11n-seg-coco128.pt"))
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--warmup", type=int, default=10)

@@ -7,4 +7,4 @@ from pathlib import Path
 __version__ = "0.1.0"
 
 ASSETS = Path(__file__).parent / "assets"
-DEFAULT_MODEL = ASSETS / "yolo11n-seg-coco128.pt"
+DEFAULT_MODEL = ASSETS / "yolo11n-seg-person-cat-dog.pt"  # see assets/MODEL_CARD.md

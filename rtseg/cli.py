@@ -355,11 +355,9 @@ def export_cmd(
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Annotated demo video.")] = Path("rtseg_demo.mp4"),
     model: Annotated[str, typer.Option("--model", "-m", help="Weights to run. Default: rtseg's bundled nano "
-                                       "model (trained on coco128, see rtseg/assets/MODEL_CARD.md).")] = "",
+                                       "model (person, cat, dog; see rtseg/assets/MODEL_CARD.md).")] = "",
     jsonl: Annotated[Optional[Path], typer.Option(help="Also write JSON Lines results.")] = None,
-    conf: Annotated[float, typer.Option(help="Minimum detection score. The bundled model is weak (trained "
-                                        "from scratch on 128 images), hence the low default; use 0.25 with "
-                                        "real weights.")] = 0.1,
+    conf: Annotated[float, typer.Option(help="Minimum detection score.")] = 0.25,
 ) -> None:
     """Build a short clip from sample photos shipped with Ultralytics and segment it (works offline)."""
     _setup_logging(False)

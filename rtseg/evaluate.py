@@ -205,8 +205,8 @@ def plot_confusion(report: EvalReport, path: Path) -> Path:
     ax.set_yticks(range(n), report.names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("ground truth")
-    unit = "pixels" if report.task == "semantic" else f"instances (conf>={CONFUSION_CONF}, mask IoU>={CONFUSION_IOU})"
-    ax.set_title(f"confusion matrix, rows normalised ({unit})", fontsize=8)
+    unit = "pixels" if report.task == "semantic" else f"instances, conf>={CONFUSION_CONF}, mask IoU>={CONFUSION_IOU}"
+    ax.set_title(f"confusion matrix, rows sum to 1\n({unit})", fontsize=8)
     if n <= 20:
         for (r, c), v in np.ndenumerate(norm):
             ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v > 0.5 else "black")

@@ -11,7 +11,7 @@ which learns almost nothing from scratch in 45 epochs (mask mAP 0.0001, measured
 does.
 
 Usage:
-    python scripts/train_coco128_seg.py --arch yolo11n-seg --epochs 120 --out rtseg/assets/yolo11n-seg-coco128.pt
+    python scripts/train_coco128_seg.py --arch yolo11n-seg --epochs 120 --out tests/assets/yolo11n-seg-coco128.pt
     python scripts/train_coco128_seg.py --arch yolo26n-seg --epochs 60 --out tests/assets/yolo26n-seg-coco128.pt
 """
 

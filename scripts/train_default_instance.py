@@ -1,6 +1,6 @@
 """Train rtseg's default instance model (person, cat, dog) on the real data in ../shared/data.
 
-    python scripts/train_default_instance.py --hours 1.1 --out rtseg/assets/rtseg-seg-n.pt
+    python scripts/train_default_instance.py --hours 1.1 --out rtseg/assets/yolo11n-seg-person-cat-dog.pt
 
 Data: :func:`rtseg.data.shared_sets.build_instance_sets` (pets trainval, 4/5 of Penn-Fudan, coco128's
 person/cat/dog instances). Starts from the project's own coco128 weights (no pretrained download exists
@@ -18,7 +18,7 @@ import torch
 from rtseg.data.shared_sets import build_instance_sets
 from rtseg.train.instance import train_instance
 
-ASSET = Path(__file__).resolve().parents[1] / "rtseg" / "assets" / "yolo11n-seg-coco128.pt"
+ASSET = Path(__file__).resolve().parents[1] / "tests" / "assets" / "yolo11n-seg-coco128.pt"
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ DATA = Path(os.environ.get("RTSEG_DATA", ROOT.parent / "shared" / "data"))
 NONET = Path(__file__).parent / "nonet"
 # exported-model cache of this test session (inherited by CLI subprocesses), not the user's ~/.cache/rtseg
 os.environ.setdefault("RTSEG_CACHE", tempfile.mkdtemp(prefix="rtseg-test-cache-"))
-YOLO11_WEIGHTS = ROOT / "rtseg" / "assets" / "yolo11n-seg-coco128.pt"
+YOLO11_WEIGHTS = ROOT / "tests" / "assets" / "yolo11n-seg-coco128.pt"
 YOLO26_WEIGHTS = ROOT / "tests" / "assets" / "yolo26n-seg-coco128.pt"
 
 
