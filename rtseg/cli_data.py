@@ -92,11 +92,10 @@ def eval_cmd(
         plot_confusion(report, plot_out)
 
 
-def _split_pairs(dataset, val_every: int):  # noqa: ANN001, ANN202
+def _pairs(dataset):  # noqa: ANN001, ANN202 - (BGR image, label map) of every image, in memory
     import cv2
 
-    pairs = [(cv2.imread(str(p)), dataset.semantic(i)) for i, p in enumerate(dataset.images)]
-    return [p for i, p in enumerate(pairs) if i % val_every], pairs[::val_every]
+    return [(cv2.imread(str(p)), dataset.semantic(i)) for i, p in enumerate(dataset.images)]
 
 
 def train(
@@ -162,13 +161,9 @@ def train(
             same = [p.resolve() for p in val_set.images] == [p.resolve() for p in dataset.images]
         except ConfigError:
             val_set, same = None, True
-        import cv2
-
         if same:
-            train_pairs, val_pairs = _split_pairs(dataset, val_every)
-        else:
-            train_pairs = [(cv2.imread(str(p)), dataset.semantic(i)) for i, p in enumerate(dataset.images)]
-            val_pairs = [(cv2.imread(str(p)), val_set.semantic(i)) for i, p in enumerate(val_set.images)]
+            dataset, val_set = dataset.split_every(val_every)
+        train_pairs, val_pairs = _pairs(dataset), _pairs(val_set)
         typer.echo(f"training on {len(train_pairs)} images, validating on {len(val_pairs)}", err=True)
         augment = Augment(crop=crop, scale=(lo, hi), hflip="h" in flips, vflip="v" in flips, rot90="r" in flips,
                           colour=colour)
@@ -202,12 +197,7 @@ def _train_instance(data: Path, out: Path, model: str, labels: str, val_split: s
         except ConfigError:
             val_set = None
         if val_set is None or [p.resolve() for p in val_set.images] == [p.resolve() for p in train_set.images]:
-            val_set = type(train_set)(train_set.kind, train_set.images[::val_every], train_set.names,
-                                      train_set.semantic_names, train_set._labels[::val_every], train_set.label_kind)
-            keep = [i for i in range(len(train_set)) if i % val_every]
-            train_set = type(train_set)(train_set.kind, [train_set.images[i] for i in keep], train_set.names,
-                                        train_set.semantic_names, [train_set._labels[i] for i in keep],
-                                        train_set.label_kind)
+            train_set, val_set = train_set.split_every(val_every)
         dataset_to_yolo_seg(train_set, work, "train")
         dataset_to_yolo_seg(val_set, work, "val")
         data_yaml = write_data_yaml(work, train_set.names, {"train": "images/train", "val": "images/val"})

@@ -32,7 +32,7 @@ def main() -> None:
             cmd = ["rtseg", "eval", "--model", str(weights), *held_out_eval_args(case, Path(tmp) / case),
                    "--json", str(report), "--plot", str(weights.with_name(f"{weights.stem}.{KEYS[case]}.png"))]
             subprocess.run(cmd, check=True)
-            out[KEYS[case]] = json.loads(report.read_text())
+            out[KEYS[case]] = {**json.loads(report.read_text()), "data": f"held-out set {case!r} (temporary links)"}
     target = weights.with_suffix(".metrics.json")
     target.write_text(json.dumps(out, indent=1) + "\n")
     print(target)

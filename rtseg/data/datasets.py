@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -56,6 +57,15 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def subset(self, indices: Sequence[int]) -> Dataset:
+        """The images at ``indices`` (in that order), same classes and format."""
+        return replace(self, images=[self.images[i] for i in indices], _labels=[self._labels[i] for i in indices])
+
+    def split_every(self, k: int) -> tuple[Dataset, Dataset]:
+        """(training, validation): every ``k``-th image (0, k, 2k, ...) is held out for validation."""
+        held = list(range(0, len(self), k))
+        return self.subset([i for i in range(len(self)) if i % k]), self.subset(held)
 
     def image(self, i: int) -> NDArray[np.uint8]:
         """Image ``i`` as BGR uint8."""

@@ -178,3 +178,10 @@ def test_bad_data_sets_raise_config_error(case: str, tmp_path: Path, scenes: lis
         path = write_yolo(tmp_path / "y", scenes) / "data.yaml"
     with pytest.raises(ConfigError):
         load_dataset(path, "train" if case == "bad-split" else "val")
+
+
+def test_split_every_holds_out_every_kth_image(scenes: list, tmp_path: Path) -> None:
+    ds = load_dataset(write_mask_png(tmp_path / "d", scenes))
+    train, val = ds.split_every(2)
+    assert [p.name for p in val.images] == ["img0.png", "img2.png"] and [p.name for p in train.images] == ["img1.png"]
+    assert (train.semantic(0) == ds.semantic(1)).all() and val.names == ds.names
