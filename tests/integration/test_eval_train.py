@@ -155,8 +155,9 @@ def test_train_then_eval_round_trip(tmp_path: Path) -> None:
     (val / "classes.txt").write_text((data / "classes.txt").read_text())
     ev = run_cli("eval", "--model", str(out), "--data", str(val), "--imgsz", "64", "--json", str(tmp_path / "e.json"))
     assert ev.returncode == 0, ev.stderr
+    # --half stores float16 weights; training validated the float32 ones, so a few pixels may flip
     assert json.loads((tmp_path / "e.json").read_text())["metrics"]["mIoU"] == pytest.approx(summary["val_mIoU"],
-                                                                                              abs=1e-6)
+                                                                                              abs=0.005)
 
 
 @pytest.mark.slow

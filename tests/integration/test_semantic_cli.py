@@ -55,8 +55,8 @@ def _frame(video: Path, index: int = 5) -> np.ndarray:
 def test_combined_run_draws_both_layers_and_records_both(road_model, zidane_clip, tmp_path) -> None:
     both, sem_only, jsonl = tmp_path / "both.mp4", tmp_path / "sem.mp4", tmp_path / "both.jsonl"
     common = ["--conf", "0.1", "--no-hud", "--semantic-alpha", "0.5"]
-    proc = run_cli("run", str(zidane_clip), "--semantic", str(road_model), "--out", str(both), "--jsonl",
-                   str(jsonl), *common)
+    proc = run_cli("run", str(zidane_clip), "--model", str(YOLO11_WEIGHTS), "--semantic", str(road_model), "--out",
+                   str(both), "--jsonl", str(jsonl), *common)
     assert proc.returncode == 0, proc.stderr
     proc = run_cli("run", str(zidane_clip), "--model", str(road_model), "--out", str(sem_only), *common)
     assert proc.returncode == 0, proc.stderr
