@@ -133,8 +133,7 @@ def train(
 ) -> None:
     """Train a semantic model (smp / torchvision) or an instance model (Ultralytics YOLO-seg) on your data.
 
-    The task follows --model: a YOLO config or .pt trains an instance model with Ultralytics' trainer (any
-    data format is converted to YOLO-seg first); an architecture name trains a semantic model.
+    An architecture name or rtseg semantic checkpoint trains a semantic model; a YOLO-seg .yaml/.pt, Ultralytics.
 
     \b
     Examples:
@@ -145,7 +144,7 @@ def train(
     from rtseg.data.datasets import load_dataset
 
     try:
-        instance = model.lower().endswith((".yaml", ".yml", ".pt")) and "seg" in Path(model).name.lower()
+        instance = _is_instance_model(model)
         if instance:
             _train_instance(data, out, model, labels, val_split, val_every, epochs, minutes, imgsz, batch, lr,
                             device)
@@ -179,6 +178,16 @@ def train(
     m = result.metrics
     typer.echo(json.dumps({"checkpoint": str(out), "best_epoch": result.best_epoch, "val_mIoU": m["mIoU"],
                            "val_pixel_accuracy": m["pixel_accuracy"], "history": result.history}))
+
+
+def _is_instance_model(model: str) -> bool:
+    """A YOLO-seg config or checkpoint (Ultralytics trains it); else a semantic architecture or checkpoint."""
+    from rtseg.backends.registry import model_task
+
+    suffix = Path(model).suffix.lower()
+    if suffix in (".pt", ".pth") and Path(model).is_file():
+        return model_task(model) != "semantic"
+    return suffix in (".yaml", ".yml", ".pt")  # a config, or Ultralytics weights it downloads by name
 
 
 def _train_instance(data: Path, out: Path, model: str, labels: str, val_split: str, val_every: int, epochs: int,
