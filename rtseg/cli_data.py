@@ -144,6 +144,10 @@ def train(
     from rtseg.data.datasets import load_dataset
 
     try:
+        try:  # before hours of training, not after
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--out {out}: cannot create its folder ({exc.strerror})") from None
         instance = _is_instance_model(model)
         if instance:
             _train_instance(data, out, model, labels, val_split, val_every, epochs, minutes, imgsz, batch, lr,
@@ -151,7 +155,10 @@ def train(
             return
         from rtseg.train.semantic import Augment, plot_history, train_semantic
 
-        lo, hi = (float(v) for v in scale.split(","))
+        try:
+            lo, hi = (float(v) for v in scale.split(","))
+        except ValueError:
+            raise ConfigError(f"--scale {scale!r}: expected two numbers like 0.5,1.0") from None
         if set(flips) - set("hvr"):
             raise ConfigError(f"--flips {flips!r}: use letters h, v, r")
         dataset = load_dataset(data, "train", None, labels)
@@ -170,8 +177,6 @@ def train(
         result = train_semantic(train_pairs, val_pairs, dataset.semantic_names, out, arch=model, encoder=encoder,
                                 loss=loss, augment=augment, epochs=epochs, minutes=minutes, batch=batch, lr=lr,
                                 imgsz=imgsz, half=half, progress=sys.stderr.isatty(), init=init)
-    except ValueError as exc:
-        raise fail(f"--scale {scale!r}: expected two numbers like 0.5,1.0 ({exc})") from None
     except RtsegError as exc:
         raise fail(str(exc)) from None
     plot_history(result.history, plot_out or out.with_suffix(".png"))

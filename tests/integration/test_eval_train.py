@@ -184,7 +184,9 @@ def test_convert_cli_and_one_line_errors(tmp_path: Path) -> None:
     assert len(ds) == 3 and ds.names == NAMES[1:] and len(ds.instances(0)) == 2
     for args in (("eval", "--model", str(YOLO26_WEIGHTS), "--data", str(tmp_path / "missing")),
                  ("convert", str(data), "--out", str(tmp_path / "x"), "--to", "voc"),
-                 ("eval", "--model", str(YOLO26_WEIGHTS), "--data", str(data))):  # red/green are not COCO classes
+                 ("eval", "--model", str(YOLO26_WEIGHTS), "--data", str(data)),  # red/green are not COCO classes
+                 ("train", "--data", str(data), "--out", "/proc/rtseg/m.pt"),  # fails before training, not after
+                 ("train", "--data", str(data), "--out", str(tmp_path / "m.pt"), "--scale", "0.5")):
         bad = run_cli(*args)
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
         assert bad.stderr.startswith("rtseg: error:")
