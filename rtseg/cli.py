@@ -164,6 +164,9 @@ def run(
     batch: Annotated[Optional[int], typer.Option(min=1, help="Frames per inference call, taken from the "
                                                  "sources in turn. Default: the number of sources (one frame "
                                                  "of each per call); 1 with --tile.")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Inference calls in flight at once (ONNX "
+                                                   "Runtime: one session each, sharing the cores). Default: 2 "
+                                                   "on a CPU with 2+ cores, else 1.")] = None,
     hud: Annotated[bool, typer.Option("--hud/--no-hud", help="Draw frame index and FPS.")] = True,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Instance mask opacity.")] = 0.45,
     semantic_alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Semantic colour opacity.")] = 0.35,
@@ -194,7 +197,7 @@ def run(
                       alpha=alpha, semantic_alpha=semantic_alpha, quality=quality, pad=pad, morph_open=morph_open,
                       morph_close=morph_close, min_area=min_area, image_fps=image_fps, quiet=quiet, track=track,
                       trails=trails, tile=tile, overlap=overlap, tile_full=tile_full, tile_merge=tile_merge,
-                      class_file=class_file, batch=batch)
+                      class_file=class_file, batch=batch, workers=workers)
     try:
         code = _run(sources, opts)
     except RtsegError as exc:
@@ -394,6 +397,8 @@ def bench(
     backend: Annotated[str, typer.Option(help="Comma list: auto, torch, onnxruntime.")] = "auto",
     imgsz: Annotated[str, typer.Option(help="Comma list of inference sizes; 'model' = the model's own.")] = "model",
     batch: Annotated[str, typer.Option(help="Comma list of batch sizes (frames per inference call).")] = "1",
+    workers: Annotated[str, typer.Option(help="Comma list of inference calls in flight (ONNX Runtime sessions "
+                                         "sharing the cores); 'auto' = the backend's default.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     warmup: Annotated[int, typer.Option(min=0, help="Frames run before timing.")] = 10,
     repeats: Annotated[int, typer.Option(min=1, help="Timed runs per configuration; the median is "
@@ -432,10 +437,12 @@ def bench(
             from rtseg.sources import open_source
 
             open_source(source).close()  # a bad source fails here, before any model loads
-        sizes = [None if v == "model" else int(v) for v in _csv(imgsz, str, "--imgsz")]
+        sizes = _csv(imgsz, lambda v: None if v == "model" else int(v), "--imgsz")
+        worker_counts = _csv(workers, lambda v: None if v == "auto" else int(v), "--workers")
         report = run_bench(model=model or str(DEFAULT_MODEL), semantic=semantic, source=source,
                            synthetic=synthetic, frames=frames, backends=_csv(backend, str, "--backend"),
-                           imgszs=sizes, batches=_csv(batch, int, "--batch"), device=device, warmup=warmup,
+                           imgszs=sizes, batches=_csv(batch, int, "--batch"), workers=worker_counts,
+                           device=device, warmup=warmup,
                            repeats=repeats, vs_ultralytics=vs == "ultralytics", live_fps=live,
                            progress=lambda msg: typer.echo(f"rtseg bench: {msg}", err=True))
     except ValueError as exc:

@@ -63,6 +63,7 @@ class RunOptions:
     class_file: Path | None = None
     instance_palette: tuple | None = None
     batch: int | None = None  # frames per inference call; None: one per source (1 with tiling)
+    workers: int | None = None  # inference calls at once (ONNX Runtime); None: the backend's default
 
 
 def load_models(opts: RunOptions):  # noqa: ANN201 - (instance stage | None, semantic stage | None)
@@ -82,7 +83,8 @@ def load_models(opts: RunOptions):  # noqa: ANN201 - (instance stage | None, sem
     if instance_spec:
         from rtseg.models.yolo_seg import YoloSegModel
 
-        net = load_backend(instance_spec, backend=opts.backend, device=opts.device, half=opts.half)
+        net = load_backend(instance_spec, backend=opts.backend, device=opts.device, half=opts.half,
+                           workers=opts.workers)
         seg = YoloSegModel(net, imgsz=opts.imgsz or opts.tile, conf=opts.conf, iou=opts.iou,
                            classes=_parse_classes(opts.classes, net.info.names), **morph)
         if opts.tile:

@@ -82,11 +82,14 @@ def check_device(device: str, *, half: bool) -> str:
     return device
 
 
-def load_backend(model: str | Path, *, backend: str = "auto", device: str = "auto", half: bool = False) -> Backend:
+def load_backend(model: str | Path, *, backend: str = "auto", device: str = "auto", half: bool = False,
+                 workers: int | None = None) -> Backend:
     """Load ``model`` with the backend its format (or ``backend``) names.
 
     With ``backend="auto"``, a ``.pt`` checkpoint on the CPU runs on ONNX Runtime through an export cached
     in ``$RTSEG_CACHE`` (default ``~/.cache/rtseg``); ``backend="torch"`` keeps PyTorch.
+    ``workers``: inference calls the backend serves at once (ONNX Runtime only; default: 2 on a CPU with 2
+    or more cores, see :func:`rtseg.backends.ort_backend.default_workers`; every other backend serves 1).
 
     Raises:
         ModelError: the file is missing, corrupt, of an unknown type or of the wrong task.
@@ -95,6 +98,8 @@ def load_backend(model: str | Path, *, backend: str = "auto", device: str = "aut
     """
     if backend not in BACKEND_NAMES:
         raise ConfigError(f"--backend {backend!r}: expected one of {', '.join(BACKEND_NAMES)}")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers {workers}: expected 1 or more")
     fmt = format_for(model)
     wanted = BACKEND_NAMES[backend]
     is_pt = Path(str(model)).suffix.lower() == ".pt"
@@ -114,10 +119,16 @@ def load_backend(model: str | Path, *, backend: str = "auto", device: str = "aut
             if wanted == "onnx":
                 raise ModelError(f"model file not found: {model}")
         elif (onnx_path := cached_onnx(str(model))) is not None:
-            return _import(FORMATS["onnx"].backend)(str(onnx_path), device=device, half=half)  # type: ignore[operator]
+            return _import(FORMATS["onnx"].backend)(str(onnx_path), device=device, half=half,  # type: ignore[operator]
+                                                    workers=workers)
         elif wanted == "onnx":
             raise BackendUnavailable(f"{model} could not be exported to ONNX; use --backend torch")
     cls = _import(fmt.backend)
+    if fmt.name == "onnx":
+        return cls(str(model), device=device, half=half, workers=workers)  # type: ignore[operator]
+    if workers not in (None, 1):
+        raise ConfigError(f"--workers {workers}: only the ONNX Runtime backend runs several inference calls at "
+                          f"once (this run uses {fmt.name}); leave --workers out")
     return cls(str(model), device=device, half=half)  # type: ignore[operator]
 
 

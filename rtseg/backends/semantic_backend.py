@@ -34,6 +34,8 @@ class TorchSemanticBackend:
         half: FP16 inference (CUDA only).
     """
 
+    computes_with_torch = True  # on a CPU it needs PyTorch's intra-op threads (see rtseg.pipeline)
+
     def __init__(self, model: nn.Module, info: SemanticInfo, *, device: str = "cpu", half: bool = False) -> None:
         self.device = torch.device(device)
         self._half = half

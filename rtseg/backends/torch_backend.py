@@ -47,6 +47,8 @@ class TorchBackend:
     matching Ultralytics' ``predict(nms=False)``.
     """
 
+    computes_with_torch = True  # on a CPU it needs PyTorch's intra-op threads (see rtseg.pipeline)
+
     def __init__(self, weights: str, *, device: str = "cpu", half: bool = False) -> None:
         from ultralytics.nn.autobackend import AutoBackend
 

@@ -55,6 +55,25 @@ def test_jsonl_masks_cover_detections_on_real_video(tmp_path: Path) -> None:
         assert len(xs) and xs.min() >= np.floor(x1) and xs.max() < np.ceil(x2) + 1 and ys.min() >= np.floor(y1)
 
 
+@pytest.mark.data
+def test_inference_workers_give_the_same_results_in_the_same_order(tmp_path: Path) -> None:
+    video = DATA / "videos" / "people_walking_highangle.avi"
+    records = {}
+    for workers in (1, 3):
+        jsonl = tmp_path / f"w{workers}.jsonl"
+        proc = run_cli("run", str(video), "--jsonl", str(jsonl), "--max-frames", "16", "--imgsz", "640",
+                       "--conf", "0.03", "--workers", str(workers))
+        assert proc.returncode == 0, proc.stderr
+        records[workers] = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [r["frame"] for r in records[3]] == list(range(16))
+    assert sum(len(r["detections"]) for r in records[1]) > 0
+    for a, b in zip(records[1], records[3]):  # sessions of other thread counts round differently: IoU, not bits
+        assert [d["score"] for d in a["detections"]] == pytest.approx([d["score"] for d in b["detections"]], abs=1e-4)
+        for da, db in zip(a["detections"], b["detections"]):
+            ma, mb = ({"size": d["mask"]["size"], "counts": d["mask"]["counts"].encode()} for d in (da, db))
+            assert mask_utils.iou([ma], [mb], [0])[0, 0] >= 0.99
+
+
 def test_image_folder_to_frames_and_several_sources(tmp_path: Path, video30: Path) -> None:
     import cv2
 

@@ -76,3 +76,40 @@ def test_device_auto_picks_cuda_only_when_there_is_one(monkeypatch: pytest.Monke
         check_device("auto", half=True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert check_device("AUTO", half=True) == "cuda"
+
+
+def test_onnxruntime_workers_run_calls_at_once_with_the_same_outputs(tmp_path, monkeypatch) -> None:
+    import threading
+
+    import numpy as np
+    import torch
+
+    from rtseg.backends.ort_backend import default_workers
+    from tests.conftest import YOLO11_WEIGHTS
+
+    monkeypatch.setenv("RTSEG_CACHE", str(tmp_path))
+    one = load_backend(YOLO11_WEIGHTS, backend="onnxruntime", workers=1)
+    three = load_backend(YOLO11_WEIGHTS, backend="onnxruntime", workers=3)
+    assert (one.workers, three.workers) == (1, 3)
+    assert load_backend(YOLO11_WEIGHTS, backend="onnxruntime").workers == default_workers("cpu")
+    rng = np.random.default_rng(0)
+    inputs = [rng.random((1, 3, 64, 96), dtype=np.float32) for _ in range(6)]
+    expected = [one.infer(x) for x in inputs]
+    got: list = [None] * len(inputs)
+    threads = [threading.Thread(target=lambda i=i: got.__setitem__(i, three.infer(inputs[i]))) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for (p, q), (ep, eq) in zip(got, expected):
+        assert torch.allclose(p, ep, atol=1e-4) and torch.allclose(q, eq, atol=1e-4)
+
+
+@pytest.mark.parametrize(("backend", "workers", "message"), [
+    ("torch", 2, "only the ONNX Runtime backend"), ("auto", 0, "expected 1 or more")])
+def test_workers_are_checked(backend, workers, message) -> None:
+    from tests.conftest import YOLO11_WEIGHTS
+
+    with pytest.raises(ConfigError, match=message):
+        load_backend(YOLO11_WEIGHTS, backend=backend, workers=workers)
+    assert load_backend(YOLO11_WEIGHTS, backend="torch", workers=1).info.names  # 1 is every backend's count

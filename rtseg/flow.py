@@ -1,0 +1,87 @@
+"""Threading pieces of the pipeline: stage threads, an in-order hand-over, latency percentiles."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+
+class _Failing(Protocol):
+    def fail(self, exc: BaseException) -> None: ...
+
+
+class StageThread(threading.Thread):
+    """A worker that hands its first exception to ``run.fail`` (which stops the run)."""
+
+    def __init__(self, name: str, target: Callable[[], None], run: _Failing) -> None:
+        super().__init__(name=f"rtseg-{name}", daemon=True)
+        self._target_fn, self._run = target, run
+
+    def run(self) -> None:
+        try:
+            self._target_fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
+            self._run.fail(exc)
+
+
+class InOrder:
+    """Hands items to one consumer in sequence order, whichever producer finishes first.
+
+    Several inference workers take batches numbered 0, 1, 2, ... and finish them in any order; the
+    post-processing stage (tracking, sinks) needs them in order. ``put`` waits while its item is
+    ``capacity`` or more ahead of the next one due, so memory stays bounded; the producer of the item
+    due never waits, so the hand-over cannot deadlock.
+
+    Args:
+        capacity: how far ahead of the next item due a producer may put.
+        halt: once set, ``put`` returns False and ``get`` returns ``closed`` instead of waiting.
+        closed: what ``get`` returns after ``halt``.
+    """
+
+    def __init__(self, capacity: int, halt: threading.Event, closed: object = None) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity: expected >= 1, got {capacity}")
+        self._capacity, self._halt, self._closed = capacity, halt, closed
+        self._items: dict[int, object] = {}
+        self._next = 0
+        self._cond = threading.Condition()
+
+    def put(self, seq: int, item: object) -> bool:
+        with self._cond:
+            while seq - self._next >= self._capacity:
+                if self._halt.is_set():
+                    return False
+                self._cond.wait(0.05)
+            if self._halt.is_set():
+                return False
+            self._items[seq] = item
+            self._cond.notify_all()
+            return True
+
+    def get(self) -> tuple[object, int]:
+        """The next item in sequence, and the nanoseconds spent waiting for it."""
+        t0 = time.perf_counter_ns()
+        with self._cond:
+            while self._next not in self._items:
+                if self._halt.is_set():
+                    return self._closed, 0
+                self._cond.wait(0.05)
+            item = self._items.pop(self._next)
+            self._next += 1
+            self._cond.notify_all()
+        return item, time.perf_counter_ns() - t0
+
+
+def percentiles(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Mean, p50, p95 and p99 of each non-empty list of samples."""
+    out = {}
+    for name, values in samples.items():
+        if values:
+            arr = np.asarray(values)
+            out[name] = {"mean": float(arr.mean()), "p50": float(np.percentile(arr, 50)),
+                         "p95": float(np.percentile(arr, 95)), "p99": float(np.percentile(arr, 99))}
+    return out
