@@ -2,7 +2,8 @@
 
 For every configuration (backend x imgsz x batch) it measures, on the user's own machine:
 
-* model-only throughput: warm forward passes on one prepared input, the ceiling for that model;
+* model-only throughput: warm forward passes on one prepared input, as many at once as the pipeline runs
+  (the backend's ``workers``): the ceiling for that model and configuration;
 * end-to-end FPS of the whole pipeline, decode to H.264 encode (median of ``repeats`` runs after a warm-up),
   with per-stage latency percentiles, queue waits and frame-in to frame-out latency;
 * with ``live_fps``: the same source played in real time like a camera (oldest frames dropped when the
@@ -114,10 +115,12 @@ class BenchConfig:
     backend: str
     imgsz: int | None
     batch: int
+    workers: int | None = None  # None: the backend's default
 
     @property
     def label(self) -> str:
-        return f"{self.backend} imgsz={self.imgsz or 'model'} batch={self.batch}"
+        return (f"{self.backend} imgsz={self.imgsz or 'model'} batch={self.batch} "
+                f"workers={self.workers or 'auto'}")
 
 
 def _versions() -> dict[str, str]:
@@ -151,17 +154,43 @@ def _peak_memory_mib() -> tuple[float, float | None]:
 
 
 def model_only(seg, image: NDArray[np.uint8], batch: int, *, warmup: int, iters: int) -> dict:  # noqa: ANN001
-    """Warm forward passes on one prepared batch: frames per second the model alone can do."""
+    """Warm forward passes on one prepared batch: frames per second the model alone can do.
+
+    As many calls run at once as the backend serves (``workers``: the pipeline keeps that many in flight),
+    so the figure is the same ceiling the end-to-end run is held against. ``ms_per_batch`` is the median
+    latency of one call while they do.
+    """
+    import threading
+
     prepared = seg.prepare([image] * batch)
-    for _ in range(warmup):
+    workers = max(1, int(getattr(seg.backend, "workers", 1)))
+    for _ in range(max(warmup, workers)):
         seg.infer(prepared)
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter_ns()
-        seg.infer(prepared)
-        times.append(time.perf_counter_ns() - t0)
-    ms = statistics.median(times) / 1e6
-    return {"fps": round(batch * 1000 / ms, 2), "ms_per_batch": round(ms, 2)}
+    times: list[int] = []
+    left = [max(iters, workers)]
+    lock = threading.Lock()
+
+    def loop() -> None:
+        while True:
+            with lock:
+                if left[0] <= 0:
+                    return
+                left[0] -= 1
+            t0 = time.perf_counter_ns()
+            seg.infer(prepared)
+            dt = time.perf_counter_ns() - t0
+            with lock:
+                times.append(dt)
+
+    t0 = time.perf_counter_ns()
+    threads = [threading.Thread(target=loop, name=f"rtseg-bench{i}") for i in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall_ms = (time.perf_counter_ns() - t0) / 1e6
+    return {"fps": round(batch * len(times) * 1000 / wall_ms, 2), "workers": workers,
+            "ms_per_batch": round(statistics.median(times) / 1e6, 2)}
 
 
 def end_to_end(make_source, seg, sem, batch: int, *, frames: int, warmup: int, repeats: int,  # noqa: ANN001
@@ -232,7 +261,8 @@ def _write_clip(source, path: Path, frames: int) -> Path:  # noqa: ANN001
 
 def run_bench(*, model: str, semantic: str = "", source: str | None = None, synthetic: str | None = None,
               frames: int = 100, backends: Sequence[str] = ("auto",), imgszs: Sequence[int | None] = (None,),
-              batches: Sequence[int] = (1,), device: str = "auto", warmup: int = 10, repeats: int = 3,
+              batches: Sequence[int] = (1,), workers: Sequence[int | None] = (None,), device: str = "auto",
+              warmup: int = 10, repeats: int = 3,
               vs_ultralytics: bool = False, live_fps: float | None = None, progress=None) -> dict:  # noqa: ANN001
     """Measure every configuration; return the JSON-ready report (see the module docstring)."""
     from rtseg.backends.registry import check_device, load_backend
@@ -265,16 +295,24 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
         from rtseg.models.semantic import SemanticModel
 
         sem = SemanticModel(load_semantic_backend(semantic, device=device))
-    configs = [BenchConfig(b, i, n) for b, i, n in itertools.product(backends, imgszs, batches)]
+    configs = [BenchConfig(*c) for c in itertools.product(backends, imgszs, batches, workers)]
     sample = make_source().read()
-    rows = []
+    rows, skipped = [], []
     with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp:
         for config in configs:
             if progress:
                 progress(f"{config.label}: model only")
-            seg = YoloSegModel(load_backend(model, backend=config.backend, device=device), imgsz=config.imgsz)
+            try:
+                net = load_backend(model, backend=config.backend, device=device, workers=config.workers)
+            except ConfigError as exc:
+                if len(workers) == 1 or "--workers" not in str(exc):
+                    raise
+                skipped.append({"config": config.label, "reason": str(exc)})  # a sweep's combination that
+                continue  # cannot run (PyTorch x 2 workers): the other rows still can
+            seg = YoloSegModel(net, imgsz=config.imgsz)
             row: dict[str, object] = {"backend": config.backend, "backend_class": type(seg.backend).__name__,
-                                      "imgsz": list(seg.imgsz), "batch": config.batch}
+                                      "imgsz": list(seg.imgsz), "batch": config.batch,
+                                      "workers": int(getattr(seg.backend, "workers", 1))}
             row["model_only"] = model_only(seg, sample, config.batch, warmup=3, iters=max(5, min(frames, 30)))
             if progress:
                 progress(f"{config.label}: end to end")
@@ -286,6 +324,8 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
                     progress(f"{config.label}: live at {live_fps:g} FPS")
                 row["live"] = live_run(make_source, seg, sem, frames=frames, fps=live_fps, out_dir=Path(tmp))
             rows.append(row)
+        if not rows:
+            raise ConfigError(skipped[0]["reason"])
         ultra = None
         if vs_ultralytics:
             video = Path(source) if source else _write_clip(make_source(), Path(tmp) / "synthetic.avi",
@@ -305,28 +345,35 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
                        "size_wh": list(size_wh)},
             "settings": {"model": model, "semantic": semantic or None, "device": device, "frames": frames,
                          "warmup": warmup, "repeats": repeats},
-            "configs": rows, "ultralytics": ultra, "peak_rss_mib": rss, "peak_gpu_mib": gpu,
+            "configs": rows, "skipped": skipped, "ultralytics": ultra, "peak_rss_mib": rss, "peak_gpu_mib": gpu,
             "machine": _machine(), "versions": _versions(), "stages": list((*STAGES, "semantic"))}
+
+
+def _row_label(row: dict) -> str:
+    return (f"{row['backend']} ({row['backend_class']}) {row['imgsz'][0]}x{row['imgsz'][1]} b{row['batch']} "
+            f"w{row['workers']}")
 
 
 def format_table(report: dict) -> str:
     """A plain-text summary: one line per configuration, then the per-stage p50/p95/p99."""
-    lines = [f"{'configuration':<40}{'model-only':>11}{'end-to-end':>11}{'e2e/model':>10}"
+    lines = [f"{'configuration':<44}{'model-only':>11}{'end-to-end':>11}{'e2e/model':>10}"
              + (f"{'vs UL save':>11}" if report["ultralytics"] else "")]
     for row in report["configs"]:
-        label = f"{row['backend']} ({row['backend_class']}) {row['imgsz'][0]}x{row['imgsz'][1]} b{row['batch']}"
-        line = f"{label:<40}{row['model_only']['fps']:>11.1f}{row['end_to_end']['fps']:>11.1f}"
+        line = f"{_row_label(row):<44}{row['model_only']['fps']:>11.1f}{row['end_to_end']['fps']:>11.1f}"
         line += f"{row['e2e_vs_model_only']:>10.2f}"
         if report["ultralytics"]:
             line += f"{row['e2e_vs_ultralytics_save']:>10.2f}x"
         lines.append(line)
+    for skip in report.get("skipped", ()):
+        lines.append(f"skipped {skip['config']}: {skip['reason']}")
     if report["ultralytics"]:
         u = report["ultralytics"]
         lines.append(f"ultralytics predict: {u['save']['fps']:.1f} FPS saving video, {u['nosave']['fps']:.1f} FPS "
                      "without saving")
     lines.append("")
-    lines.append(f"{'stage (ms)':<14}" + "".join(f"{'p50':>8}{'p95':>8}{'p99':>8}" for _ in range(1)))
-    stages = report["configs"][0]["end_to_end"]["stages_ms"]
+    fastest = max(report["configs"], key=lambda r: r["end_to_end"]["fps"])
+    lines.append(f"{'stage (ms)':<14}{'p50':>8}{'p95':>8}{'p99':>8}   (fastest end to end: {_row_label(fastest)})")
+    stages = fastest["end_to_end"]["stages_ms"]
     for name in (*PARTS, "latency"):
         if name in stages:
             s = stages[name]
@@ -334,7 +381,7 @@ def format_table(report: dict) -> str:
     for row in report["configs"]:
         if "live" in row:
             live = row["live"]
-            lines.append(f"live at {live['fps_in']:g} FPS ({row['backend']} b{row['batch']}): latency p50 "
+            lines.append(f"live at {live['fps_in']:g} FPS ({_row_label(row)}): latency p50 "
                          f"{live['latency_ms'].get('p50', 0):.1f} ms, p95 {live['latency_ms'].get('p95', 0):.1f} ms, "
                          f"{live['dropped']} of {live['frames_out'] + live['dropped']} frames dropped")
     lines.append(f"peak RSS {report['peak_rss_mib']:.0f} MiB"
@@ -350,7 +397,7 @@ def plot(report: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     rows = report["configs"]
-    labels = [f"{r['backend']}\n{r['imgsz'][0]}x{r['imgsz'][1]} b{r['batch']}" for r in rows]
+    labels = [f"{r['backend']}\n{r['imgsz'][0]}x{r['imgsz'][1]} b{r['batch']} w{r['workers']}" for r in rows]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(rows) + 4), 4.5))
     bottom = np.zeros(len(rows))
     for name in PARTS:

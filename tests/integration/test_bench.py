@@ -7,6 +7,7 @@ import json
 import cv2
 import pytest
 
+from rtseg.backends.ort_backend import default_workers
 from tests.conftest import run_cli
 
 
@@ -31,6 +32,8 @@ def test_report_schema(report) -> None:
     assert combos == {(b, s, n) for b in ("auto", "torch") for s in ((160, 160), (320, 320)) for n in (1, 2)}
     for c in data["configs"]:
         assert c["backend_class"] == ("OrtBackend" if c["backend"] == "auto" else "TorchBackend")
+        # model-only runs as many calls at once as the pipeline does: ONNX Runtime's default, PyTorch's 1
+        assert c["workers"] == c["model_only"]["workers"] == (default_workers("cpu") if c["backend"] == "auto" else 1)
         assert c["model_only"]["fps"] > 0 and c["end_to_end"]["fps"] > 0 and len(c["end_to_end"]["runs_fps"]) == 2
         assert c["end_to_end"]["frames"] == 12
         live = c["live"]
@@ -60,11 +63,25 @@ def test_plot_is_a_png(report) -> None:
     assert image is not None and image.shape[0] > 200 and image.shape[1] > 400
 
 
+def test_workers_sweep_skips_what_a_backend_cannot_run(tmp_path) -> None:
+    proc = run_cli("bench", "--synthetic", "256x192", "--frames", "6", "--warmup", "1", "--repeats", "1",
+                   "--backend", "auto,torch", "--imgsz", "128", "--workers", "1,2", "--json", str(tmp_path / "w.json"))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "w.json").read_text())
+    rows = [(c["backend"], c["workers"], c["model_only"]["workers"]) for c in data["configs"]]
+    assert rows == [("auto", 1, 1), ("auto", 2, 2), ("torch", 1, 1)]
+    assert [s["config"] for s in data["skipped"]] == ["torch imgsz=128 batch=1 workers=2"]
+    assert "skipped torch imgsz=128 batch=1 workers=2: --workers 2: only the ONNX Runtime" in proc.stdout
+    assert " w2 " in proc.stdout
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--synthetic", "big"], "WIDTHxHEIGHT"),
     (["--source", "missing.mp4"], "no such file"),
     (["--synthetic", "64x64", "--vs", "deepstream"], "only 'ultralytics'"),
     (["--synthetic", "64x64", "--imgsz", "a,b"], "--imgsz"),
+    (["--synthetic", "64x64", "--workers", "two"], "--workers"),
+    (["--synthetic", "64x64", "--backend", "torch", "--workers", "2"], "only the ONNX Runtime backend"),
     ([], "exactly one of --source"),
 ])
 def test_bench_errors(args, message, tmp_path) -> None:
