@@ -47,6 +47,29 @@ def test_video_sink_h264_with_source_fps_and_size(tmp_path) -> None:
         assert stream.codec_context.name == "h264" and float(stream.average_rate) == pytest.approx(12.5)
 
 
+@pytest.mark.parametrize("hw", [(96, 128), (95, 127)])
+def test_video_sink_keeps_colours(tmp_path, hw) -> None:
+    """Decoded frames match what was written (4:2:0 for even sizes, 4:4:4 for odd): flat colour patches come
+    back within a few levels, without a colour cast."""
+    import av
+
+    image = np.zeros((*hw, 3), np.uint8)
+    colours = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (40, 200, 230), (128, 128, 128), (255, 255, 255)]
+    for i, c in enumerate(colours):
+        image[:, i * hw[1] // 6 : (i + 1) * hw[1] // 6] = c
+    sink = VideoFileSink(tmp_path / "c.mp4", fps=10)
+    for i in range(3):
+        sink.write(Frame(i, image, 0.0), None, make_result(hw=hw))
+    sink.close()
+    with av.open(str(tmp_path / "c.mp4")) as container:
+        back = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+    assert len(back) == 3
+    for i, c in enumerate(colours):  # the middle of each patch, away from chroma-subsampled edges
+        x0, x1 = i * hw[1] // 6 + 4, (i + 1) * hw[1] // 6 - 4
+        patch = back[-1][8:-8, x0:x1].reshape(-1, 3).astype(float)
+        assert np.abs(patch.mean(0) - c).max() < 4, (c, patch.mean(0))
+
+
 @pytest.mark.parametrize(("name", "hw", "codec"), [("odd.mp4", (47, 63), "h264"), ("o.avi", (48, 64), "MJPG")])
 def test_video_sink_odd_size_and_avi_keep_the_size(tmp_path, name, hw, codec) -> None:
     sink = VideoFileSink(tmp_path / name, fps=10)
