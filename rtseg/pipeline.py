@@ -16,88 +16,33 @@ in the window) are honoured between frames, so outputs always end on a whole fra
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
 
+from rtseg.device_frames import overlay_on_device
 from rtseg.flow import InOrder, StageThread, percentiles
 from rtseg.models.semantic import SemanticModel
 from rtseg.models.yolo_seg import Prepared, YoloSegModel
 from rtseg.overlay.annotator import Annotator
 from rtseg.sinks.base import Sink, StopRequested
 from rtseg.sources.base import Source
+from rtseg.streams import Lane, RunSummary, Stream, StreamSummary
 from rtseg.tiling import TiledSemantic, TiledYoloSeg
 from rtseg.tracking import Tracker
 from rtseg.types import STAGES, Frame, FrameResult
 
+__all__ = ["Pipeline", "RunSummary", "Stream", "StreamSummary"]
+
 LOGGER = logging.getLogger(__name__)
 _END = object()
-
-
-@dataclass
-class Stream:
-    """One source of a pipeline and what belongs to it alone.
-
-    Attributes:
-        source: where its frames come from.
-        sinks: where its results go.
-        annotator: draws its results (its own HUD FPS and trails); None writes raw frames to image sinks.
-        tracker: gives its instances persistent ids; one per stream, as tracks never cross videos.
-    """
-
-    source: Source
-    sinks: Sequence[Sink] = ()
-    annotator: Annotator | None = None
-    tracker: Tracker | None = None
-
-
-@dataclass
-class StreamSummary:
-    """Frames one stream delivered; ``elapsed_s`` runs from the start of the run to its last frame."""
-
-    source: str
-    frames: int = 0
-    dropped: int = 0
-    elapsed_s: float = 0.0
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-
-@dataclass
-class RunSummary(StreamSummary):
-    """What a run did: frames, throughput and per-stage latency percentiles (milliseconds).
-
-    ``frames``, ``dropped`` and ``fps`` add up every stream; ``streams`` has one entry per source.
-    """
-
-    interrupted: bool = False  # ended early: a stop request or the window was closed
-    user_quit: bool = False  # the window was closed (q, Esc)
-    stages_ms: dict[str, dict[str, float]] = field(default_factory=dict)
-    streams: list[StreamSummary] = field(default_factory=list)
-
-
-class _Lane:
-    """A stream's run-time state: its decoded-frame queue, drawing flag, HUD FPS and counts."""
-
-    def __init__(self, stream: Stream, queue_size: int) -> None:
-        self.stream, self.source, self.sinks = stream, stream.source, list(stream.sinks)
-        self.live = bool(stream.source.live)
-        # a live source keeps at most 2 frames queued: older ones are dropped, latency stays bounded
-        self.decoded: queue.Queue = queue.Queue(maxsize=2 if self.live else queue_size)
-        self.draw = stream.annotator is not None and any(s.needs_image for s in self.sinks)
-        self.recent: collections.deque[int] = collections.deque(maxlen=30)
-        self.fps_ema = 0.0
-        self.summary = StreamSummary(source=stream.source.name)
 
 
 class Pipeline:
@@ -158,7 +103,7 @@ class Pipeline:
         self.stop = stop or threading.Event()
         self.on_frame = on_frame
         self._halt = threading.Event()  # stop or failure: every thread winds down
-        self._lanes = [_Lane(s, queue_size) for s in self.streams]
+        self._lanes = [Lane(s, queue_size) for s in self.streams]
         self._open = list(range(len(self._lanes)))  # streams whose decoder has not ended
         self._next_turn = 0  # the stream the next batch starts with
         self._ready = threading.Event()  # a decoder queued a frame: wakes an inference stage waiting on live streams
@@ -200,7 +145,7 @@ class Pipeline:
                 continue
         return False
 
-    def _put_latest(self, lane: _Lane, item: object) -> None:
+    def _put_latest(self, lane: Lane, item: object) -> None:
         """Live sources: make room by dropping the stream's own oldest frame rather than waiting."""
         while True:
             try:
@@ -317,9 +262,7 @@ class Pipeline:
         outputs: list = [None] * len(preps)
         device = getattr(self.model.backend, "device", None)  # type: ignore[union-attr]
         for members in groups.values():
-            batch = preps[members[0]] if len(members) == 1 else Prepared(
-                np.concatenate([preps[i].batch for i in members]),
-                tuple(lb for i in members for lb in preps[i].letterboxes))
+            batch = preps[members[0]] if len(members) == 1 else Prepared.concat([preps[i] for i in members])
             with self._on_own_stream(device):
                 out = self.model.infer(batch)  # type: ignore[union-attr]
                 if device is not None and device.type == "cuda":
@@ -439,7 +382,11 @@ class Pipeline:
             lane.recent.append(t1)
             if len(lane.recent) > 1:
                 lane.fps_ema = (len(lane.recent) - 1) * 1e9 / max(lane.recent[-1] - lane.recent[0], 1)
-            annotated = annotator.draw(frame.image, result, fps=lane.fps_ema, inplace=True)
+            on_device = overlay_on_device(prepared, result, annotator)
+            if on_device is not None:
+                annotated = annotator.draw(on_device, result, fps=lane.fps_ema, inplace=True, masks=False)
+            else:
+                annotated = annotator.draw(frame.image, result, fps=lane.fps_ema, inplace=True)
             frame.timings.overlay_ns = time.perf_counter_ns() - t1
         frame.timings.leave(time.perf_counter_ns())
         return self._put(self._drawn, (frame, annotated, result))

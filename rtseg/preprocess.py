@@ -105,8 +105,8 @@ class Letterboxer:
         self.imgsz, self.rect, self.stride = imgsz, rect, stride
         self._plans: dict[tuple[int, int], Letterbox] = {}
 
-    def __call__(self, images: Sequence[NDArray[np.uint8]]
-                 ) -> tuple[list[NDArray[np.uint8]], tuple[Letterbox, ...]]:
+    def plan(self, images: Sequence[NDArray[np.uint8]]) -> tuple[Letterbox, ...]:
+        """The letterbox of each frame, without applying it."""
         lbs = []
         for image in images:
             hw = (int(image.shape[0]), int(image.shape[1]))
@@ -114,7 +114,12 @@ class Letterboxer:
             if lb is None:
                 lb = self._plans[hw] = plan_letterbox(hw, self.imgsz, rect=self.rect, stride=self.stride)
             lbs.append(lb)
-        return [apply_letterbox(im, lb) for im, lb in zip(images, lbs)], tuple(lbs)
+        return tuple(lbs)
+
+    def __call__(self, images: Sequence[NDArray[np.uint8]]
+                 ) -> tuple[list[NDArray[np.uint8]], tuple[Letterbox, ...]]:
+        lbs = self.plan(images)
+        return [apply_letterbox(im, lb) for im, lb in zip(images, lbs)], lbs
 
 
 def to_input_batch(images: list[NDArray[np.uint8]]) -> NDArray[np.float32]:

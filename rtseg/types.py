@@ -82,10 +82,13 @@ class InstanceMasks:
     Attributes:
         crops: N bool arrays; crop ``i`` has shape (h_i, w_i).
         origins_xy: (N, 2) int32 frame coordinates (x, y) of each crop's top-left pixel.
+        device_crops: the same crops as bool tensors still on the model's device, when the frame path runs
+            there (:mod:`rtseg.device_frames`: the overlay blends them without a round trip); else None.
     """
 
     crops: tuple[NDArray[np.bool_], ...]
     origins_xy: NDArray[np.int32]
+    device_crops: tuple | None = None
 
     def __post_init__(self) -> None:
         origins = np.asarray(self.origins_xy, dtype=np.int32).reshape(-1, 2)
@@ -93,6 +96,10 @@ class InstanceMasks:
         object.__setattr__(self, "crops", tuple(self.crops))
         if len(self.crops) != len(origins):
             raise ValueError(f"InstanceMasks: {len(self.crops)} crops but {len(origins)} origins")
+        if self.device_crops is not None:
+            object.__setattr__(self, "device_crops", tuple(self.device_crops))
+            if len(self.device_crops) != len(origins):
+                raise ValueError(f"InstanceMasks: {len(self.device_crops)} device crops but {len(origins)} origins")
         for i, crop in enumerate(self.crops):
             if crop.ndim != 2 or crop.dtype != np.bool_:
                 raise ValueError(f"InstanceMasks.crops[{i}]: expected a 2-D bool array, got {crop.dtype} {crop.shape}")
@@ -106,7 +113,8 @@ class InstanceMasks:
 
     def select(self, keep: NDArray[np.bool_] | NDArray[np.intp]) -> InstanceMasks:
         idx = np.flatnonzero(keep) if np.asarray(keep).dtype == np.bool_ else np.asarray(keep, dtype=np.intp)
-        return InstanceMasks(tuple(self.crops[i] for i in idx), self.origins_xy[idx])
+        device = None if self.device_crops is None else tuple(self.device_crops[i] for i in idx)
+        return InstanceMasks(tuple(self.crops[i] for i in idx), self.origins_xy[idx], device)
 
     def areas(self) -> NDArray[np.int64]:
         """Pixel count of each mask."""

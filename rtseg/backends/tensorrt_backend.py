@@ -158,14 +158,15 @@ class EngineRunner:
         self._enqueue()
         return outs
 
-    def run(self, batch: NDArray[np.float32]) -> list[torch.Tensor]:
+    def run(self, batch: NDArray[np.float32] | torch.Tensor) -> list[torch.Tensor]:
         """All outputs (engine order) for a (B, C, H, W) float32 batch, B split or padded to the engine's range."""
         expected = (*self.meta.imgsz,)
         if batch.ndim != 4 or tuple(batch.shape[2:]) != expected:
             raise ConfigError(f"input of shape {tuple(batch.shape)}: this engine takes (B, 3, {expected[0]}, "
                               f"{expected[1]}) batches; run it at --imgsz {max(expected)} or rebuild it")
         with torch.cuda.device(self.device):
-            x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, non_blocking=True)
+            x = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(batch))
+            x = x.to(self.device, non_blocking=True)
             x = x.to(self._dtypes[self._input])
             parts: list[list[torch.Tensor]] = [[] for _ in self.outputs]
             for start, stop, size in plan_batches(len(x), self.meta.batch):

@@ -71,8 +71,8 @@ class TorchBackend:
                               task="segment", stride=int(max(net.stride)), end2end=end2end, dynamic=True)
         self._half = half
 
-    def infer(self, batch: NDArray[np.float32]) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+    def infer(self, batch: NDArray[np.float32] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = (batch if isinstance(batch, torch.Tensor) else torch.from_numpy(batch)).to(self.device, non_blocking=True)
         if self._half:
             x = x.half()
         with torch.inference_mode():

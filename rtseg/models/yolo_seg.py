@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import torch
 from numpy.typing import NDArray
 
 from rtseg.backends.base import Backend
+from rtseg.device_frames import FrameUploader, letterbox_on_device
 from rtseg.errors import ConfigError
 from rtseg.postprocess.masks import box_local_masks
 from rtseg.postprocess.morphology import clean_mask
@@ -21,10 +23,23 @@ from rtseg.types import FrameResult, InstanceMasks
 
 @dataclass(frozen=True)
 class Prepared:
-    """A network-ready batch and where each frame sits in it."""
+    """A network-ready batch and where each frame sits in it.
 
-    batch: NDArray[np.float32]
+    On the device frame path (:mod:`rtseg.device_frames`) ``batch`` is a tensor on the model's device and
+    ``frames`` holds each uploaded (H, W, 3) BGR uint8 frame, kept there for the overlay.
+    """
+
+    batch: NDArray[np.float32] | torch.Tensor
     letterboxes: tuple[Letterbox, ...]
+    frames: tuple[torch.Tensor, ...] | None = None
+
+    @classmethod
+    def concat(cls, preps: Sequence[Prepared]) -> Prepared:
+        """One batch of several frames' prepared inputs (of one input shape)."""
+        parts = [p.batch for p in preps]
+        batch = torch.cat(parts) if isinstance(parts[0], torch.Tensor) else np.concatenate(parts)  # type: ignore[arg-type]
+        frames = None if preps[0].frames is None else tuple(f for p in preps for f in p.frames or ())
+        return cls(batch, tuple(lb for p in preps for lb in p.letterboxes), frames)
 
 
 class YoloSegModel:
@@ -40,11 +55,13 @@ class YoloSegModel:
         max_det: at most this many detections per frame.
         open_px, close_px, min_area: morphological clean-up of each instance mask (inside its box); see
             :func:`rtseg.postprocess.morphology.clean_mask`. Instances whose mask vanishes are dropped.
+        frames_on_device: upload each frame once, letterbox it and keep its masks on the backend's device
+            (:mod:`rtseg.device_frames`). None: when the backend runs on CUDA.
     """
 
     def __init__(self, backend: Backend, *, imgsz: int | Sequence[int] | None = None, conf: float = 0.25,
                  iou: float = 0.7, classes: Sequence[int] | None = None, max_det: int = 300, open_px: int = 0,
-                 close_px: int = 0, min_area: int = 0) -> None:
+                 close_px: int = 0, min_area: int = 0, frames_on_device: bool | None = None) -> None:
         info = backend.info
         if not 0.0 <= conf <= 1.0:
             raise ConfigError(f"--conf {conf}: expected a value between 0 and 1")
@@ -64,11 +81,32 @@ class YoloSegModel:
             raise ConfigError("morphology sizes must be >= 0")
         self.morph = {"open_px": open_px, "close_px": close_px, "min_area": min_area}
         self._letterbox = Letterboxer(size, rect=info.dynamic, stride=info.stride)
+        device = getattr(backend, "device", torch.device("cpu"))
+        self.frames_on_device = device.type == "cuda" if frames_on_device is None else frames_on_device
+        self._device = device
+        self._uploaders = threading.local()  # one pinned staging buffer per decode thread
 
     def prepare(self, images: Sequence[NDArray[np.uint8]]) -> Prepared:
         """Letterbox BGR frames into one float32 batch (frames of one batch must share a size)."""
+        if self.frames_on_device:
+            return self._prepare_on_device(images)
         boxed, lbs = self._letterbox(images)
         return Prepared(to_input_batch(boxed), lbs)
+
+    def _prepare_on_device(self, images: Sequence[NDArray[np.uint8]]) -> Prepared:
+        upload = getattr(self._uploaders, "upload", None)
+        if upload is None:
+            upload = self._uploaders.upload = FrameUploader(self._device)
+        lbs = self._letterbox.plan(images)
+        frames, inputs = [], []
+        for image, lb in zip(images, lbs):
+            frame = upload(image)
+            frames.append(frame)
+            inputs.append(letterbox_on_device(frame, lb))
+        batch = torch.stack(inputs)
+        if self._device.type == "cuda":  # another thread's stream runs the model; the staging buffer is reused
+            torch.cuda.current_stream(self._device).synchronize()
+        return Prepared(batch, lbs, tuple(frames))
 
     def infer(self, prepared: Prepared) -> tuple[torch.Tensor, torch.Tensor]:
         return self.backend.infer(prepared.batch)
@@ -88,10 +126,13 @@ class YoloSegModel:
                 results.append(FrameResult.empty(index, lb.image_hw))
                 continue
             boxes = boxes_to_frame(det[:, :4], lb)
-            masks, nonempty = box_local_masks(protos[b], det[:, 6:], boxes, lb)
+            masks, nonempty = box_local_masks(protos[b], det[:, 6:], boxes, lb,
+                                              keep_on_device=prepared.frames is not None)
             if any(self.morph.values()):
                 crops = tuple(clean_mask(c, **self.morph) if c.size else c for c in masks.crops)
-                masks = InstanceMasks(crops, masks.origins_xy)
+                device_crops = None if masks.device_crops is None else tuple(
+                    torch.from_numpy(c).to(protos.device) for c in crops)
+                masks = InstanceMasks(crops, masks.origins_xy, device_crops)
                 nonempty = np.array([c.any() for c in crops], dtype=bool)
             result = FrameResult(index, lb.image_hw, boxes.cpu().numpy(), det[:, 4].cpu().numpy(),
                                  det[:, 5].cpu().numpy().astype(np.int32), masks)

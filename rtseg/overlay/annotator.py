@@ -59,9 +59,18 @@ class Annotator:
                 draw[i] = 0
         self._draw_lut = None if draw.all() else draw
 
+    def colours(self, result: FrameResult) -> list[tuple[int, int, int]]:
+        """Each instance's BGR colour: its track's when tracking (stable per object), else its class's."""
+        if result.track_ids is not None:
+            return [color_for(int(k)) for k in result.track_ids]
+        if self.palette:
+            return [self.palette[int(k) % len(self.palette)] for k in result.class_ids]
+        return [color_for(int(k)) for k in result.class_ids]
+
     def draw(self, image: NDArray[np.uint8], result: FrameResult, *, fps: float | None = None,
-             inplace: bool = False) -> NDArray[np.uint8]:
-        """Return the annotated frame (a copy unless ``inplace``)."""
+             inplace: bool = False, masks: bool = True) -> NDArray[np.uint8]:
+        """Return the annotated frame (a copy unless ``inplace``); ``masks=False`` when the instance masks
+        are already blended in (:func:`rtseg.device_frames.blend_masks_on_device`)."""
         out = image if inplace else image.copy()
         h, w = out.shape[:2]
         thickness = max(1, round((h + w) / 900))
@@ -69,22 +78,19 @@ class Annotator:
         if result.semantic is not None and self.semantic_alpha > 0:
             present = self._draw_semantic(out, result.semantic)
         tracks = result.track_ids
-        # with tracking, colours follow the track (stable per object), else the class
-        keys = tracks if tracks is not None else result.class_ids
-        colour = color_for if tracks is not None or not self.palette else (
-            lambda k: self.palette[int(k) % len(self.palette)])  # type: ignore[index]
-        if result.masks is not None and self.alpha > 0:
-            for crop, (x, y), key in zip(result.masks.crops, result.masks.origins_xy, keys):
+        colours = self.colours(result)
+        if masks and result.masks is not None and self.alpha > 0:
+            for crop, (x, y), colour in zip(result.masks.crops, result.masks.origins_xy, colours):
                 if crop.size == 0:
                     continue
                 roi = out[y : y + crop.shape[0], x : x + crop.shape[1]]
-                color = np.array(colour(key), dtype=np.float32)
+                color = np.array(colour, dtype=np.float32)
                 pixels = roi[crop].astype(np.float32)
                 roi[crop] = (pixels * (1.0 - self.alpha) + color * self.alpha).astype(np.uint8)
         if tracks is not None and self.trails > 0:
             self._draw_trails(out, result, thickness)
         for i, (box, score, cls) in enumerate(zip(result.boxes_xyxy, result.scores, result.class_ids)):
-            color = colour(keys[i])
+            color = colours[i]
             x1, y1, x2, y2 = (int(round(v)) for v in box)
             if self.boxes:
                 cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)

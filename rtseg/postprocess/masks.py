@@ -72,7 +72,7 @@ def _frame_maps(image_hw: tuple[int, int], proto_hw: tuple[int, int], input_hw: 
 
 
 def box_local_masks(protos: torch.Tensor, coefs: torch.Tensor, boxes_xyxy: torch.Tensor,
-                    lb: Letterbox) -> tuple[InstanceMasks, np.ndarray]:
+                    lb: Letterbox, *, keep_on_device: bool = False) -> tuple[InstanceMasks, np.ndarray]:
     """Binary masks of the kept instances, cropped to their boxes, at frame resolution.
 
     Args:
@@ -80,6 +80,7 @@ def box_local_masks(protos: torch.Tensor, coefs: torch.Tensor, boxes_xyxy: torch
         coefs: (N, nm) mask coefficients of the kept detections.
         boxes_xyxy: (N, 4) boxes in frame pixels.
         lb: the letterbox the frame went through.
+        keep_on_device: also keep each crop as a tensor on the prototypes' device (``device_crops``).
 
     Returns:
         The masks, and a (N,) bool array that is False where a mask came out empty (Ultralytics drops
@@ -97,18 +98,22 @@ def box_local_masks(protos: torch.Tensor, coefs: torch.Tensor, boxes_xyxy: torch
     bounds[:, [1, 3]] = bounds[:, [1, 3]].clip(0, h)
     protos = protos.float()
     coefs = coefs.float()
-    crops, origins, nonempty = [], [], np.zeros(n, dtype=bool)
+    crops, origins, nonempty, on_device = [], [], np.zeros(n, dtype=bool), []
     for i, (x0, y0, x1, y1) in enumerate(bounds):
         if x1 <= x0 or y1 <= y0:
             crops.append(np.zeros((0, 0), dtype=bool))
+            on_device.append(torch.zeros((0, 0), dtype=torch.bool, device=protos.device))
             origins.append((x0, y0))
             continue
         r0, r1 = int(row_band[y0:y1, 0].min()), int(row_band[y0:y1, 1].max())
         c0, c1 = int(col_band[x0:x1, 0].min()), int(col_band[x0:x1, 1].max())
         window = torch.einsum("c,chw->hw", coefs[i], protos[:, r0:r1, c0:c1])
         logits = rows[y0:y1, r0:r1] @ window @ cols[x0:x1, c0:c1].T
-        crop = (logits > 0).cpu().numpy()
+        crop_t = logits > 0
+        crop = crop_t.cpu().numpy()
         nonempty[i] = crop.any()
         crops.append(crop)
+        on_device.append(crop_t)
         origins.append((x0, y0))
-    return InstanceMasks(tuple(crops), np.asarray(origins, dtype=np.int32)), nonempty
+    device_crops = tuple(on_device) if keep_on_device else None
+    return InstanceMasks(tuple(crops), np.asarray(origins, dtype=np.int32), device_crops), nonempty

@@ -49,7 +49,8 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def compare(ref_backend, backend, images, conf: float = 0.25) -> Comparison:
-    ref, ours = YoloSegModel(ref_backend, conf=conf), YoloSegModel(backend, conf=conf)
+    # the same NumPy inputs for both (on CUDA a model would otherwise letterbox on the GPU: tests/gpu/test_cuda_path.py)
+    ref, ours = YoloSegModel(ref_backend, conf=conf), YoloSegModel(backend, conf=conf, frames_on_device=False)
     cmp = Comparison()
     for i, image in enumerate(images):
         p_ref, p_ours = ref.prepare([image]), ours.prepare([image])
@@ -96,7 +97,7 @@ def test_fp32_engine_matches_onnxruntime(engine11: Path, onnx11: OrtBackend) -> 
 def test_cuda_graph_replays_new_inputs(engine11: Path) -> None:
     plain = TensorRTBackend(str(engine11), device="cuda", cuda_graph=False)
     graphed = TensorRTBackend(str(engine11), device="cuda", cuda_graph=True)
-    model = YoloSegModel(plain)
+    model = YoloSegModel(plain, frames_on_device=False)
     for image in photos()[:3]:  # each call must see its own frame, not the captured one
         batch = model.prepare([image]).batch
         (a, pa), (b, pb) = plain.infer(batch), graphed.infer(batch)
@@ -106,8 +107,8 @@ def test_cuda_graph_replays_new_inputs(engine11: Path) -> None:
 
 def test_batches_split_and_pad(work: Path, engine11: Path) -> None:
     single = TensorRTBackend(str(engine11), device="cuda")
-    frames = YoloSegModel(single).prepare([photos()[0]]).batch
-    many = np.concatenate([YoloSegModel(single).prepare([im]).batch for im in photos()[:3]])
+    frames = YoloSegModel(single, frames_on_device=False).prepare([photos()[0]]).batch
+    many = np.concatenate([YoloSegModel(single, frames_on_device=False).prepare([im]).batch for im in photos()[:3]])
     static2 = export_engine(str(YOLO11_WEIGHTS), out=work / "y11_b2.engine", imgsz=IMGSZ, batch=2, progress=False)
     dyn = export_engine(str(YOLO11_WEIGHTS), out=work / "y11_dyn.engine", imgsz=IMGSZ, batch=2, dynamic=True,
                         max_batch=2, progress=False)

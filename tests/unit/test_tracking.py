@@ -26,7 +26,7 @@ class BlobBackend:
         b, _, h, w = batch.shape
         preds = torch.zeros((b, 300, 6 + 1))
         for i in range(b):
-            bright = batch[i].mean(0) > 0.9
+            bright = np.asarray(batch[i].mean(0) > 0.9)  # NumPy, or a tensor on the device frame path
             ys, xs = np.nonzero(bright)
             if len(xs):
                 preds[i, 0] = torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1, 0.9, 0, 1.0])
