@@ -153,19 +153,30 @@ def _peak_memory_mib() -> tuple[float, float | None]:
     return round(rss, 1), None if gpu is None else round(gpu, 1)
 
 
-def model_only(seg, image: NDArray[np.uint8], batch: int, *, warmup: int, iters: int) -> dict:  # noqa: ANN001
+def model_only(seg, image: NDArray[np.uint8], batch: int, *, warmup: int, iters: int,  # noqa: ANN001
+               repeats: int = 1) -> dict:
     """Warm forward passes on one prepared batch: frames per second the model alone can do.
 
     As many calls run at once as the backend serves (``workers``: the pipeline keeps that many in flight),
-    so the figure is the same ceiling the end-to-end run is held against. ``ms_per_batch`` is the median
-    latency of one call while they do.
+    so the figure is the same ceiling the end-to-end run is held against: the median of ``repeats`` rounds
+    of ``iters`` calls. ``ms_per_batch`` is the median latency of one call while they run.
     """
     import threading
 
+    import torch
+
     prepared = seg.prepare([image] * batch)
     workers = max(1, int(getattr(seg.backend, "workers", 1)))
-    for _ in range(max(warmup, workers)):
+    device = getattr(seg.backend, "device", None)
+    cuda = device is not None and device.type == "cuda"
+
+    def call() -> None:  # a CUDA call returns before the GPU is done: wait, as the pipeline does
         seg.infer(prepared)
+        if cuda:
+            torch.cuda.synchronize(device)
+
+    for _ in range(max(warmup, workers)):
+        call()
     times: list[int] = []
     left = [max(iters, workers)]
     lock = threading.Lock()
@@ -177,20 +188,23 @@ def model_only(seg, image: NDArray[np.uint8], batch: int, *, warmup: int, iters:
                     return
                 left[0] -= 1
             t0 = time.perf_counter_ns()
-            seg.infer(prepared)
+            call()
             dt = time.perf_counter_ns() - t0
             with lock:
                 times.append(dt)
 
-    t0 = time.perf_counter_ns()
-    threads = [threading.Thread(target=loop, name=f"rtseg-bench{i}") for i in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall_ms = (time.perf_counter_ns() - t0) / 1e6
-    return {"fps": round(batch * len(times) * 1000 / wall_ms, 2), "workers": workers,
-            "ms_per_batch": round(statistics.median(times) / 1e6, 2)}
+    rounds = []
+    for _ in range(max(repeats, 1)):
+        left[0] = max(iters, workers)
+        t0 = time.perf_counter_ns()
+        threads = [threading.Thread(target=loop, name=f"rtseg-bench{i}") for i in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        rounds.append(batch * max(iters, workers) * 1e9 / (time.perf_counter_ns() - t0))
+    return {"fps": round(statistics.median(rounds), 2), "runs_fps": [round(r, 2) for r in rounds],
+            "workers": workers, "ms_per_batch": round(statistics.median(times) / 1e6, 2)}
 
 
 def end_to_end(make_source, seg, sem, batch: int, *, frames: int, warmup: int, repeats: int,  # noqa: ANN001
@@ -313,7 +327,8 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
             row: dict[str, object] = {"backend": config.backend, "backend_class": type(seg.backend).__name__,
                                       "imgsz": list(seg.imgsz), "batch": config.batch,
                                       "workers": int(getattr(seg.backend, "workers", 1))}
-            row["model_only"] = model_only(seg, sample, config.batch, warmup=3, iters=max(5, min(frames, 30)))
+            row["model_only"] = model_only(seg, sample, config.batch, warmup=3, iters=max(10, min(frames, 60)),
+                                           repeats=repeats)
             if progress:
                 progress(f"{config.label}: end to end")
             row["end_to_end"] = end_to_end(make_source, seg, sem, config.batch, frames=frames, warmup=warmup,
