@@ -21,9 +21,13 @@ EOF
 # 1. GPU and TensorRT tests, and GPU-vs-CPU agreement
 python -m pytest -q -m "gpu or tensorrt" tests 2>&1 | tee "$OUT/pytest_gpu.txt"
 
-# 2. model-only vs end-to-end, PyTorch CUDA FP32/FP16, and Ultralytics predict on the same weights and GPU (#5, #6)
+# 2. model-only vs end-to-end and Ultralytics predict on the same weights and GPU (#5, #6): PyTorch CUDA FP32
+#    with frames letterboxed and drawn on the CPU and on the GPU (the device frame path), then FP16
 rtseg bench --model "$WEIGHTS" "${SRC[@]}" --frames "$FRAMES" --device cuda --backend torch --imgsz 640 \
-    --vs ultralytics --json "$OUT/bench_torch.json" --plot "$OUT/bench_torch.png" | tee "$OUT/bench_torch.txt"
+    --frame-path cpu,device --vs ultralytics --live 30 --json "$OUT/bench_torch.json" --plot "$OUT/bench_torch.png" \
+    | tee "$OUT/bench_torch.txt"
+rtseg bench --model "$WEIGHTS" "${SRC[@]}" --frames "$FRAMES" --device cuda --backend torch --imgsz 640 --half \
+    --vs ultralytics --json "$OUT/bench_torch_fp16.json" | tee "$OUT/bench_torch_fp16.txt"
 
 # 3. TensorRT FP16 engine, batch 1 and a dynamic batch for multi-stream
 if python -c "import tensorrt" 2>/dev/null; then

@@ -116,11 +116,12 @@ class BenchConfig:
     imgsz: int | None
     batch: int
     workers: int | None = None  # None: the backend's default
+    frame_path: str = "auto"  # auto (device on CUDA), cpu, device: where frames are letterboxed and drawn
 
     @property
     def label(self) -> str:
-        return (f"{self.backend} imgsz={self.imgsz or 'model'} batch={self.batch} "
-                f"workers={self.workers or 'auto'}")
+        path = "" if self.frame_path == "auto" else f" frames={self.frame_path}"
+        return f"{self.backend} imgsz={self.imgsz or 'model'} batch={self.batch} workers={self.workers or 'auto'}{path}"
 
 
 def _versions() -> dict[str, str]:
@@ -239,13 +240,13 @@ def end_to_end(make_source, seg, sem, batch: int, *, frames: int, warmup: int, r
 
 
 def ultralytics_predict(weights: str, video: Path, *, imgsz: int | None, device: str, frames: int, warmup: int,
-                        save: bool, project: Path) -> dict:
+                        save: bool, project: Path, half: bool = False) -> dict:
     """Ultralytics ``predict`` over the same video: frames per second, model load excluded."""
     from ultralytics import YOLO
 
     model = YOLO(weights, task="segment")
     ul_device = device.split(":")[1] if device.startswith("cuda:") else "0" if device == "cuda" else device
-    kwargs = {"imgsz": imgsz or 640, "device": ul_device, "verbose": False, "stream": True, "save": save,
+    kwargs = {"imgsz": imgsz or 640, "device": ul_device, "half": half, "verbose": False, "stream": True, "save": save,
               "project": str(project), "name": "ultralytics", "exist_ok": True}
     for i, _ in enumerate(model.predict(str(video), **kwargs)):
         if i + 1 >= warmup:
@@ -275,7 +276,8 @@ def _write_clip(source, path: Path, frames: int) -> Path:  # noqa: ANN001
 
 def run_bench(*, model: str, semantic: str = "", source: str | None = None, synthetic: str | None = None,
               frames: int = 100, backends: Sequence[str] = ("auto",), imgszs: Sequence[int | None] = (None,),
-              batches: Sequence[int] = (1,), workers: Sequence[int | None] = (None,), device: str = "auto",
+              batches: Sequence[int] = (1,), workers: Sequence[int | None] = (None,),
+              frame_paths: Sequence[str] = ("auto",), device: str = "auto", half: bool = False,
               warmup: int = 10, repeats: int = 3,
               vs_ultralytics: bool = False, live_fps: float | None = None, progress=None) -> dict:  # noqa: ANN001
     """Measure every configuration; return the JSON-ready report (see the module docstring)."""
@@ -283,7 +285,7 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
     from rtseg.models.yolo_seg import YoloSegModel
     from rtseg.sources import open_source
 
-    device = check_device(device, half=False)  # "auto" -> cuda / cpu, once, for every configuration
+    device = check_device(device, half=half)  # "auto" -> cuda / cpu, once, for every configuration
     if (source is None) == (synthetic is None):
         raise ConfigError("give exactly one of --source VIDEO or --synthetic WxH")
     if frames < 1 or warmup < 0 or repeats < 1:
@@ -309,7 +311,10 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
         from rtseg.models.semantic import SemanticModel
 
         sem = SemanticModel(load_semantic_backend(semantic, device=device))
-    configs = [BenchConfig(*c) for c in itertools.product(backends, imgszs, batches, workers)]
+    for path in frame_paths:
+        if path not in ("auto", "cpu", "device"):
+            raise ConfigError(f"--frame-path {path!r}: expected auto, cpu or device")
+    configs = [BenchConfig(*c) for c in itertools.product(backends, imgszs, batches, workers, frame_paths)]
     sample = make_source().read()
     rows, skipped = [], []
     with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp:
@@ -317,15 +322,17 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
             if progress:
                 progress(f"{config.label}: model only")
             try:
-                net = load_backend(model, backend=config.backend, device=device, workers=config.workers)
+                net = load_backend(model, backend=config.backend, device=device, half=half, workers=config.workers)
             except ConfigError as exc:
                 if len(workers) == 1 or "--workers" not in str(exc):
                     raise
                 skipped.append({"config": config.label, "reason": str(exc)})  # a sweep's combination that
                 continue  # cannot run (PyTorch x 2 workers): the other rows still can
-            seg = YoloSegModel(net, imgsz=config.imgsz)
+            seg = YoloSegModel(net, imgsz=config.imgsz,
+                               frames_on_device=None if config.frame_path == "auto" else config.frame_path == "device")
             row: dict[str, object] = {"backend": config.backend, "backend_class": type(seg.backend).__name__,
-                                      "imgsz": list(seg.imgsz), "batch": config.batch,
+                                      "imgsz": list(seg.imgsz), "batch": config.batch, "half": half,
+                                      "frame_path": "device" if seg.frames_on_device else "cpu",
                                       "workers": int(getattr(seg.backend, "workers", 1))}
             row["model_only"] = model_only(seg, sample, config.batch, warmup=3, iters=max(10, min(frames, 60)),
                                            repeats=repeats)
@@ -351,30 +358,31 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
                     progress(f"ultralytics predict save={save}")
                 ultra["save" if save else "nosave"] = ultralytics_predict(
                     model, video, imgsz=rows[0]["imgsz"][1], device=device, frames=frames, warmup=min(warmup, 5) or 1,
-                    save=save, project=Path(tmp))
+                    save=save, project=Path(tmp), half=half)
             for row in rows:
                 row["e2e_vs_ultralytics_save"] = round(row["end_to_end"]["fps"] / ultra["save"]["fps"], 3)
                 row["e2e_vs_ultralytics_nosave"] = round(row["end_to_end"]["fps"] / ultra["nosave"]["fps"], 3)
     rss, gpu = _peak_memory_mib()
     return {"source": {"kind": "synthetic" if synthetic else "video", "name": source or synthetic,
                        "size_wh": list(size_wh)},
-            "settings": {"model": model, "semantic": semantic or None, "device": device, "frames": frames,
+            "settings": {"model": model, "semantic": semantic or None, "device": device, "half": half, "frames": frames,
                          "warmup": warmup, "repeats": repeats},
             "configs": rows, "skipped": skipped, "ultralytics": ultra, "peak_rss_mib": rss, "peak_gpu_mib": gpu,
             "machine": _machine(), "versions": _versions(), "stages": list((*STAGES, "semantic"))}
 
 
 def _row_label(row: dict) -> str:
+    extra = (" fp16" if row.get("half") else "") + (" dev-frames" if row.get("frame_path") == "device" else "")
     return (f"{row['backend']} ({row['backend_class']}) {row['imgsz'][0]}x{row['imgsz'][1]} b{row['batch']} "
-            f"w{row['workers']}")
+            f"w{row['workers']}{extra}")
 
 
 def format_table(report: dict) -> str:
     """A plain-text summary: one line per configuration, then the per-stage p50/p95/p99."""
-    lines = [f"{'configuration':<44}{'model-only':>11}{'end-to-end':>11}{'e2e/model':>10}"
+    lines = [f"{'configuration':<52}{'model-only':>11}{'end-to-end':>11}{'e2e/model':>10}"
              + (f"{'vs UL save':>11}" if report["ultralytics"] else "")]
     for row in report["configs"]:
-        line = f"{_row_label(row):<44}{row['model_only']['fps']:>11.1f}{row['end_to_end']['fps']:>11.1f}"
+        line = f"{_row_label(row):<52}{row['model_only']['fps']:>11.1f}{row['end_to_end']['fps']:>11.1f}"
         line += f"{row['e2e_vs_model_only']:>10.2f}"
         if report["ultralytics"]:
             line += f"{row['e2e_vs_ultralytics_save']:>10.2f}x"

@@ -399,7 +399,10 @@ def bench(
     batch: Annotated[str, typer.Option(help="Comma list of batch sizes (frames per inference call).")] = "1",
     workers: Annotated[str, typer.Option(help="Comma list of inference calls in flight (ONNX Runtime sessions "
                                          "sharing the cores); 'auto' = the backend's default.")] = "auto",
+    frame_path: Annotated[str, typer.Option(help="Comma list: where frames are letterboxed and masks drawn; "
+                                            "auto (the model's device on CUDA), cpu, device.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    half: Annotated[bool, typer.Option("--half", help="FP16 inference (CUDA only).")] = False,
     warmup: Annotated[int, typer.Option(min=0, help="Frames run before timing.")] = 10,
     repeats: Annotated[int, typer.Option(min=1, help="Timed runs per configuration; the median is "
                                          "reported.")] = 3,
@@ -442,7 +445,7 @@ def bench(
         report = run_bench(model=model or str(DEFAULT_MODEL), semantic=semantic, source=source,
                            synthetic=synthetic, frames=frames, backends=_csv(backend, str, "--backend"),
                            imgszs=sizes, batches=_csv(batch, int, "--batch"), workers=worker_counts,
-                           device=device, warmup=warmup,
+                           frame_paths=_csv(frame_path, str, "--frame-path"), device=device, half=half, warmup=warmup,
                            repeats=repeats, vs_ultralytics=vs == "ultralytics", live_fps=live,
                            progress=lambda msg: typer.echo(f"rtseg bench: {msg}", err=True))
     except ValueError as exc:

@@ -75,12 +75,24 @@ def test_workers_sweep_skips_what_a_backend_cannot_run(tmp_path) -> None:
     assert " w2 " in proc.stdout
 
 
+def test_frame_path_sweep_runs_the_device_path_on_the_cpu(tmp_path) -> None:
+    proc = run_cli("bench", "--synthetic", "256x192", "--frames", "6", "--warmup", "1", "--repeats", "1",
+                   "--imgsz", "128", "--frame-path", "cpu,device", "--json", str(tmp_path / "f.json"))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "f.json").read_text())
+    assert [c["frame_path"] for c in data["configs"]] == ["cpu", "device"]
+    assert all(c["end_to_end"]["frames"] == 6 and not c["half"] for c in data["configs"])
+    assert "dev-frames" in proc.stdout
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--synthetic", "big"], "WIDTHxHEIGHT"),
     (["--source", "missing.mp4"], "no such file"),
     (["--synthetic", "64x64", "--vs", "deepstream"], "only 'ultralytics'"),
     (["--synthetic", "64x64", "--imgsz", "a,b"], "--imgsz"),
     (["--synthetic", "64x64", "--workers", "two"], "--workers"),
+    (["--synthetic", "64x64", "--frame-path", "gpu"], "--frame-path 'gpu'"),
+    (["--synthetic", "64x64", "--device", "cpu", "--half"], "--half"),
     (["--synthetic", "64x64", "--backend", "torch", "--workers", "2"], "only the ONNX Runtime backend"),
     ([], "exactly one of --source"),
 ])
