@@ -44,12 +44,14 @@ class TorchBackend:
     """Runs a YOLO-seg model through Ultralytics' own PyTorch module (fused, in eval mode).
 
     YOLO26 models carry a one-to-one head: it is selected, so outputs are final detections (no NMS),
-    matching Ultralytics' ``predict(nms=False)``.
+    matching Ultralytics' ``predict(nms=False)``. ``channels_last`` (default: on CUDA) stores weights and
+    inputs NHWC, the layout cuDNN's tensor-core convolutions work in.
     """
 
     computes_with_torch = True  # on a CPU it needs PyTorch's intra-op threads (see rtseg.pipeline)
 
-    def __init__(self, weights: str, *, device: str = "cpu", half: bool = False) -> None:
+    def __init__(self, weights: str, *, device: str = "cpu", half: bool = False,
+                 channels_last: bool | None = None) -> None:
         from ultralytics.nn.autobackend import AutoBackend
 
         yolo = load_yolo(weights)
@@ -70,11 +72,17 @@ class TorchBackend:
         self.info = ModelInfo(names=tuple(net.names[i] for i in range(len(net.names))), imgsz=imgsz,
                               task="segment", stride=int(max(net.stride)), end2end=end2end, dynamic=True)
         self._half = half
+        self._channels_last = self.device.type == "cuda" if channels_last is None else channels_last
+        if self._channels_last:  # the network inside Ultralytics' AutoBackend (8.4 wraps it in a plain object)
+            net = getattr(getattr(self._model, "backend", None), "model", None)
+            (net if isinstance(net, torch.nn.Module) else self._model).to(memory_format=torch.channels_last)
 
     def infer(self, batch: NDArray[np.float32] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = (batch if isinstance(batch, torch.Tensor) else torch.from_numpy(batch)).to(self.device, non_blocking=True)
         if self._half:
             x = x.half()
+        if self._channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             out = self._model(x)
         first = out[0]

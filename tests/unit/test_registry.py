@@ -113,3 +113,20 @@ def test_workers_are_checked(backend, workers, message) -> None:
     with pytest.raises(ConfigError, match=message):
         load_backend(YOLO11_WEIGHTS, backend=backend, workers=workers)
     assert load_backend(YOLO11_WEIGHTS, backend="torch", workers=1).info.names  # 1 is every backend's count
+
+
+def test_torch_channels_last_gives_the_same_outputs() -> None:
+    """NHWC (the default on CUDA) is a layout change only."""
+    import numpy as np
+    import torch
+
+    from rtseg.backends.torch_backend import TorchBackend
+    from tests.conftest import YOLO11_WEIGHTS
+
+    plain, nhwc = TorchBackend(str(YOLO11_WEIGHTS)), TorchBackend(str(YOLO11_WEIGHTS), channels_last=True)
+    assert not plain._channels_last and nhwc._channels_last
+    convs = [p for p in nhwc._model.backend.model.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    x = np.random.default_rng(0).random((2, 3, 96, 160), dtype=np.float32)
+    for a, b in zip(plain.infer(x), nhwc.infer(torch.from_numpy(x))):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4 * float(a.abs().max()))
