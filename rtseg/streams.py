@@ -55,6 +55,15 @@ class RunSummary(StreamSummary):
     user_quit: bool = False  # the window was closed (q, Esc)
     stages_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     streams: list[StreamSummary] = field(default_factory=list)
+    first_out_s: float = 0.0  # from the start of the run to the first frame through the sinks
+    last_out_s: float = 0.0  # ... and to the last one
+
+    @property
+    def steady_fps(self) -> float:
+        """Frames per second from the first frame out to the last: the rate a long run settles at, without
+        the time the pipeline takes to fill (that shows as latency)."""
+        span = self.last_out_s - self.first_out_s
+        return (self.frames - 1) / span if self.frames > 1 and span > 0 else self.fps
 
 
 class Lane:

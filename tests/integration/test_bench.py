@@ -35,7 +35,8 @@ def test_report_schema(report) -> None:
         # model-only runs as many calls at once as the pipeline does: ONNX Runtime's default, PyTorch's 1
         assert c["workers"] == c["model_only"]["workers"] == (default_workers("cpu") if c["backend"] == "auto" else 1)
         assert c["model_only"]["fps"] > 0 and c["end_to_end"]["fps"] > 0 and len(c["end_to_end"]["runs_fps"]) == 2
-        assert c["end_to_end"]["frames"] == 12
+        assert c["end_to_end"]["frames"] == 12 and c["end_to_end"]["latency_first_frame_s"] > 0
+        assert c["end_to_end"]["fps_whole_run"] > 0
         live = c["live"]
         assert live["fps_in"] == 15 and live["frames_out"] + live["dropped"] == 12
         assert 0 < live["latency_ms"]["p50"] <= live["latency_ms"]["p95"]

@@ -143,3 +143,13 @@ def test_torch_runs_on_one_thread_during_a_run_unless_a_model_computes_with_torc
         assert seen == [2, 2, 2]
     finally:
         torch.set_num_threads(before)
+
+
+def test_steady_fps_counts_from_the_first_frame_out_to_the_last() -> None:
+    from rtseg.streams import RunSummary
+
+    assert RunSummary("s", frames=11, elapsed_s=4.0, first_out_s=1.0, last_out_s=3.0).steady_fps == 5.0
+    assert RunSummary("s", frames=1, elapsed_s=2.0, first_out_s=1.0, last_out_s=1.0).steady_fps == 0.5  # whole run
+    summary = Pipeline(ListSource(8), YoloSegModel(ConcurrentBackend(workers=2)), [NullSink()]).run()
+    assert summary.frames == 8 and 0 < summary.first_out_s < summary.last_out_s <= summary.elapsed_s
+    assert summary.steady_fps == (8 - 1) / (summary.last_out_s - summary.first_out_s)
