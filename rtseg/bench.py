@@ -5,9 +5,9 @@ For every configuration (backend x imgsz x batch) it measures, on the user's own
 * model-only throughput: warm forward passes on one prepared input, as many at once as the pipeline runs
   (the backend's ``workers``): the ceiling for that model and configuration;
 * end-to-end FPS of the whole pipeline, decode to H.264 encode (median of ``repeats`` runs after a warm-up),
-  counted from the first frame out to the last (the steady rate of a long run; ``fps_whole_run`` also counts
-  the time the pipeline takes to fill, ``latency_first_frame_s``), with per-stage latency percentiles, queue
-  waits and frame-in to frame-out latency;
+  counted once the pipeline has filled (:attr:`rtseg.streams.RunSummary.steady_fps`: the rate a long run
+  settles at; ``fps_whole_run`` also counts the time the pipeline takes to fill, ``latency_first_frame_s``),
+  with per-stage latency percentiles, queue waits and frame-in to frame-out latency;
 * with ``live_fps``: the same source played in real time like a camera (oldest frames dropped when the
   pipeline falls behind): the latency a live user sees, and how many frames were dropped;
 * peak CPU RSS and GPU memory;

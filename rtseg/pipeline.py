@@ -431,9 +431,8 @@ class Pipeline:
                 frame.timings.encode_ns, frame.timings.done_ns = t1 - t0, t1
                 self.summary.frames += 1
                 lane.summary.frames += 1
-                lane.summary.elapsed_s = self.summary.last_out_s = (t1 - self._t_start) / 1e9
-                if self.summary.frames == 1:
-                    self.summary.first_out_s = self.summary.last_out_s
+                lane.summary.elapsed_s = (t1 - self._t_start) / 1e9
+                self.summary.out_s.append(lane.summary.elapsed_s)
                 for name, ms in frame.timings.as_ms().items():
                     samples[name].append(ms)
                 if self.on_frame is not None:

@@ -55,15 +55,22 @@ class RunSummary(StreamSummary):
     user_quit: bool = False  # the window was closed (q, Esc)
     stages_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     streams: list[StreamSummary] = field(default_factory=list)
-    first_out_s: float = 0.0  # from the start of the run to the first frame through the sinks
-    last_out_s: float = 0.0  # ... and to the last one
+    out_s: list[float] = field(default_factory=list, repr=False)  # when each frame left the sinks, from the start
+
+    @property
+    def first_out_s(self) -> float:
+        """From the start of the run to the first frame through the sinks: the time the pipeline takes to fill."""
+        return self.out_s[0] if self.out_s else 0.0
 
     @property
     def steady_fps(self) -> float:
-        """Frames per second from the first frame out to the last: the rate a long run settles at, without
-        the time the pipeline takes to fill (that shows as latency)."""
-        span = self.last_out_s - self.first_out_s
-        return (self.frames - 1) / span if self.frames > 1 and span > 0 else self.fps
+        """Frames per second once the pipeline has filled: over the frames after the first quarter (at most
+        the first 32, more than its queues hold), so neither the fill time nor the frames already in flight
+        when the first one leaves bias it. The whole run's rate when it is too short for that."""
+        n = len(self.out_s)
+        k = min(n // 4, 32)
+        span = self.out_s[-1] - self.out_s[k] if n - k >= 2 else 0.0
+        return (n - 1 - k) / span if span > 0 else self.fps
 
 
 class Lane:

@@ -145,11 +145,14 @@ def test_torch_runs_on_one_thread_during_a_run_unless_a_model_computes_with_torc
         torch.set_num_threads(before)
 
 
-def test_steady_fps_counts_from_the_first_frame_out_to_the_last() -> None:
+def test_steady_fps_counts_once_the_pipeline_has_filled() -> None:
     from rtseg.streams import RunSummary
 
-    assert RunSummary("s", frames=11, elapsed_s=4.0, first_out_s=1.0, last_out_s=3.0).steady_fps == 5.0
-    assert RunSummary("s", frames=1, elapsed_s=2.0, first_out_s=1.0, last_out_s=1.0).steady_fps == 0.5  # whole run
-    summary = Pipeline(ListSource(8), YoloSegModel(ConcurrentBackend(workers=2)), [NullSink()]).run()
-    assert summary.frames == 8 and 0 < summary.first_out_s < summary.last_out_s <= summary.elapsed_s
-    assert summary.steady_fps == (8 - 1) / (summary.last_out_s - summary.first_out_s)
+    # 40 frames: the first 10 (a quarter) left in a burst at 1.0 s, then one every 0.1 s
+    out = [1.0] * 10 + [1.0 + 0.1 * i for i in range(1, 31)]
+    summary = RunSummary("s", frames=40, elapsed_s=4.0, out_s=out)
+    assert summary.first_out_s == 1.0 and summary.steady_fps == pytest.approx(10.0)
+    assert RunSummary("s", frames=1, elapsed_s=2.0, out_s=[1.0]).steady_fps == 0.5  # too short: the whole run
+    run = Pipeline(ListSource(8), YoloSegModel(ConcurrentBackend(workers=2)), [NullSink()]).run()
+    assert run.frames == len(run.out_s) == 8 and 0 < run.out_s[0] <= run.out_s[-1] <= run.elapsed_s
+    assert run.steady_fps == pytest.approx((8 - 1 - 2) / (run.out_s[-1] - run.out_s[2]))
