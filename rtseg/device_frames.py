@@ -13,11 +13,11 @@ OpenCV / NumPy path it replaces (``rtseg.preprocess``, ``rtseg.overlay.annotator
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from numpy.typing import NDArray
 
 from rtseg.preprocess import PAD_VALUE, Letterbox
@@ -25,6 +25,8 @@ from rtseg.types import FrameResult
 
 if TYPE_CHECKING:
     from rtseg.overlay.annotator import Annotator
+
+_COEF_SCALE = 2048  # OpenCV's INTER_RESIZE_COEF_SCALE: 11-bit interpolation weights
 
 
 class FrameUploader:
@@ -55,20 +57,56 @@ class FrameUploader:
         return out
 
 
-def letterbox_on_device(frame: torch.Tensor, lb: Letterbox) -> torch.Tensor:
-    """(H, W, 3) BGR uint8 -> (3, h, w) RGB float32 in [0, 1], resized and padded as planned by ``lb``.
+@lru_cache(maxsize=32)
+def _taps(n_in: int, n_out: int, clamp: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """OpenCV's INTER_LINEAR taps along one axis: source indices and 11-bit fixed-point weights.
 
-    Bilinear resizing with OpenCV's pixel-centre convention (``align_corners=False``, no antialiasing, as
-    ``cv2.INTER_LINEAR``), rounded to whole levels like OpenCV's uint8 output, then padded with 114. OpenCV
-    interpolates in fixed point, so about one pixel in ten differs by one level (tested); never more.
+    As ``cv::resize`` computes them: the source position in float32, the weights rounded separately. Along x
+    a position past either edge is pinned to the edge pixel with weight 1; along y it is not (the weights
+    stay, the row indices are clamped), which is how OpenCV treats rows.
     """
-    x = frame.permute(2, 0, 1).unsqueeze(0).float()
+    scale = 1.0 / (n_out / n_in)
+    f = ((np.arange(n_out, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
+    s = np.floor(f).astype(np.int64)
+    f = (f - s.astype(np.float32)).astype(np.float32)
+    if clamp:
+        low, high = s < 0, s >= n_in - 1
+        f[low | high] = 0
+        s[low], s[high] = 0, n_in - 1
+    w0 = np.rint((np.float32(1) - f) * np.float32(_COEF_SCALE)).astype(np.int32)
+    w1 = np.rint(f * np.float32(_COEF_SCALE)).astype(np.int32)
+    return np.clip(s, 0, n_in - 1), np.clip(s + 1, 0, n_in - 1), w0, w1
+
+
+def resize_like_opencv(image: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
+    """(H, W, C) uint8 -> (h, w, C) uint8, bit for bit what ``cv2.resize(..., INTER_LINEAR)`` gives.
+
+    OpenCV interpolates uint8 in fixed point (11-bit weights, a horizontal pass into int32 rows, a vertical
+    pass with its own rounding) and switches to 2x2 averaging for an exact halving; this does the same in
+    integer tensor arithmetic, on any device (tested against OpenCV on many sizes).
+    """
+    h_in, w_in = int(image.shape[0]), int(image.shape[1])
+    h, w = size_hw
+    x = image.to(torch.int32)
+    if h_in == 2 * h and w_in == 2 * w:  # OpenCV's INTER_AREA shortcut for an exact halving
+        return ((x[0::2, 0::2] + x[0::2, 1::2] + x[1::2, 0::2] + x[1::2, 1::2] + 2) >> 2).to(torch.uint8)
+    dev = image.device
+    xs0, xs1, a0, a1 = (torch.from_numpy(v).to(dev) for v in _taps(w_in, w, True))
+    ys0, ys1, b0, b1 = (torch.from_numpy(v).to(dev) for v in _taps(h_in, h, False))
+    rows = x[:, xs0] * a0[None, :, None] + x[:, xs1] * a1[None, :, None]  # (H, w, C): values scaled by 2048
+    out = ((b0[:, None, None] * (rows[ys0] >> 4)) >> 16) + ((b1[:, None, None] * (rows[ys1] >> 4)) >> 16)
+    return ((out + 2) >> 2).clamp_(0, 255).to(torch.uint8)
+
+
+def letterbox_on_device(frame: torch.Tensor, lb: Letterbox) -> torch.Tensor:
+    """(H, W, 3) BGR uint8 -> (3, h, w) RGB float32 in [0, 1], resized and padded as planned by ``lb``: the
+    same values as :func:`rtseg.preprocess.apply_letterbox` and :func:`rtseg.preprocess.to_input_batch`."""
     if tuple(frame.shape[:2]) != lb.resized_hw:
-        x = F.interpolate(x, size=lb.resized_hw, mode="bilinear", align_corners=False).round_().clamp_(0, 255)
+        frame = resize_like_opencv(frame, lb.resized_hw)
     h, w = lb.resized_hw
-    out = torch.full((1, 3, *lb.input_hw), float(PAD_VALUE), dtype=torch.float32, device=frame.device)
-    out[:, :, lb.top : lb.top + h, lb.left : lb.left + w] = x
-    return out[0].flip(0).mul_(1 / 255)  # as rtseg.preprocess.to_input_batch: the same float32 values
+    out = torch.full((3, *lb.input_hw), float(PAD_VALUE), dtype=torch.float32, device=frame.device)
+    out[:, lb.top : lb.top + h, lb.left : lb.left + w] = frame.permute(2, 0, 1).float()
+    return out.flip(0).mul_(1 / 255)  # as rtseg.preprocess.to_input_batch: the same float32 values
 
 
 def blend_masks_on_device(frame: torch.Tensor, crops: Sequence[torch.Tensor], origins_xy: NDArray[np.int32],

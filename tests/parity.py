@@ -27,6 +27,7 @@ class Comparison:
     matched: int = 0
     box_ious: list[float] = field(default_factory=list)
     mask_ious: list[float] = field(default_factory=list)
+    mask_areas: list[int] = field(default_factory=list)  # reference mask pixels, beside each mask IoU
     unmatched_ref: list[float] = field(default_factory=list)  # scores of reference detections we lack
     unmatched_ours: list[float] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
@@ -55,6 +56,7 @@ class Comparison:
                 om = ours.masks.to_dense(j, ours.image_hw)
                 union = (rm | om).sum()
                 self.mask_ious.append(float((rm & om).sum() / union) if union else 1.0)
+                self.mask_areas.append(int(rm.sum()))
         self.unmatched_ours += [float(s) for s in ours.scores[~used]]
 
     def add_ultralytics(self, result, ours: FrameResult) -> None:  # noqa: ANN001 - ultralytics Results
@@ -62,6 +64,11 @@ class Comparison:
         masks = result.masks.data.cpu().numpy() if result.masks is not None else np.zeros((0, *ours.image_hw))
         self.add(boxes.xyxy.cpu().numpy(), boxes.cls.cpu().numpy().astype(int), boxes.conf.cpu().numpy(),
                  masks, ours)
+
+    def sized_mask_ious(self, min_score: float = 0.25, min_area: int = 100) -> list[float]:
+        """Mask IoUs of matched instances at or above ``min_score`` with at least ``min_area`` pixels: below
+        that, one flipped pixel moves the IoU by more than a percent."""
+        return [m for m, s, a in zip(self.mask_ious, self.scores, self.mask_areas) if s >= min_score and a >= min_area]
 
     def add_results(self, ref: FrameResult, ours: FrameResult) -> None:
         masks = np.stack([ref.masks.to_dense(i, ref.image_hw) for i in range(len(ref))]) if len(ref) else None
