@@ -44,11 +44,16 @@ class ModelInfo:
 class Backend(Protocol):
     """Runs the network: a (B, 3, H, W) float32 RGB batch in [0, 1] in, raw head outputs out.
 
-    ``infer`` returns ``(preds, protos)``: ``preds`` is (B, 4 + nc + nm, A) for a one-to-many head or
-    (B, K, 6 + nm) for an end-to-end head; ``protos`` is (B, nm, mh, mw).
+    The batch is a NumPy array, or a tensor already on ``device`` (the device frame path,
+    :mod:`rtseg.device_frames`). ``infer`` returns ``(preds, protos)``: ``preds`` is (B, 4 + nc + nm, A) for
+    a one-to-many head or (B, K, 6 + nm) for an end-to-end head; ``protos`` is (B, nm, mh, mw).
+
+    Optional attributes the pipeline reads: ``workers`` (how many ``infer`` calls may run at once from
+    different threads; 1 when absent) and ``computes_with_torch`` (the network runs on PyTorch, so on a CPU
+    the run keeps PyTorch's intra-op threads).
     """
 
     info: ModelInfo
     device: torch.device
 
-    def infer(self, batch: NDArray[np.float32]) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def infer(self, batch: NDArray[np.float32] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
