@@ -78,6 +78,12 @@ def _taps(n_in: int, n_out: int, clamp: bool) -> tuple[np.ndarray, np.ndarray, n
     return np.clip(s, 0, n_in - 1), np.clip(s + 1, 0, n_in - 1), w0, w1
 
 
+@lru_cache(maxsize=32)
+def _taps_on(n_in: int, n_out: int, clamp: bool, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """:func:`_taps` as tensors on ``device``, copied there once per geometry, not once per frame."""
+    return tuple(torch.from_numpy(v).to(device) for v in _taps(n_in, n_out, clamp))
+
+
 def resize_like_opencv(image: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
     """(H, W, C) uint8 -> (h, w, C) uint8, bit for bit what ``cv2.resize(..., INTER_LINEAR)`` gives.
 
@@ -90,9 +96,8 @@ def resize_like_opencv(image: torch.Tensor, size_hw: tuple[int, int]) -> torch.T
     x = image.to(torch.int32)
     if h_in == 2 * h and w_in == 2 * w:  # OpenCV's INTER_AREA shortcut for an exact halving
         return ((x[0::2, 0::2] + x[0::2, 1::2] + x[1::2, 0::2] + x[1::2, 1::2] + 2) >> 2).to(torch.uint8)
-    dev = image.device
-    xs0, xs1, a0, a1 = (torch.from_numpy(v).to(dev) for v in _taps(w_in, w, True))
-    ys0, ys1, b0, b1 = (torch.from_numpy(v).to(dev) for v in _taps(h_in, h, False))
+    xs0, xs1, a0, a1 = _taps_on(w_in, w, True, image.device)
+    ys0, ys1, b0, b1 = _taps_on(h_in, h, False, image.device)
     rows = x[:, xs0] * a0[None, :, None] + x[:, xs1] * a1[None, :, None]  # (H, w, C): values scaled by 2048
     out = ((b0[:, None, None] * (rows[ys0] >> 4)) >> 16) + ((b1[:, None, None] * (rows[ys1] >> 4)) >> 16)
     return ((out + 2) >> 2).clamp_(0, 255).to(torch.uint8)
@@ -116,12 +121,14 @@ def blend_masks_on_device(frame: torch.Tensor, crops: Sequence[torch.Tensor], or
     The same arithmetic as the CPU overlay (float32 ``pixel * (1 - alpha) + colour * alpha``, truncated), so
     both give the same pixels.
     """
-    for crop, (x, y), colour in zip(crops, origins_xy, colours):
+    if not len(crops):
+        return
+    colours_t = torch.tensor(colours, dtype=torch.float32).to(frame.device)  # one copy for every instance
+    for crop, (x, y), colour in zip(crops, origins_xy, colours_t):
         if crop.numel() == 0:
             continue
         roi = frame[int(y) : int(y) + crop.shape[0], int(x) : int(x) + crop.shape[1]]
-        colour_t = torch.tensor(colour, dtype=torch.float32, device=frame.device)
-        roi[crop] = (roi[crop].float() * (1.0 - alpha) + colour_t * alpha).to(torch.uint8)
+        roi[crop] = (roi[crop].float() * (1.0 - alpha) + colour * alpha).to(torch.uint8)
 
 
 def download(frame: torch.Tensor) -> NDArray[np.uint8]:
