@@ -15,17 +15,38 @@ class _Failing(Protocol):
 
 
 class StageThread(threading.Thread):
-    """A worker that hands its first exception to ``run.fail`` (which stops the run)."""
+    """A worker that hands its first exception to ``run.fail`` (which stops the run).
 
-    def __init__(self, name: str, target: Callable[[], None], run: _Failing) -> None:
+    ``stage`` names what it does (decode, infer, ...); ``cpu_ns`` is the CPU time it used, once it ended.
+    """
+
+    def __init__(self, name: str, target: Callable[[], None], run: _Failing, stage: str | None = None) -> None:
         super().__init__(name=f"rtseg-{name}", daemon=True)
         self._target_fn, self._run = target, run
+        self.stage = stage or name
+        self.cpu_ns = 0
 
     def run(self) -> None:
         try:
             self._target_fn()
         except BaseException as exc:  # noqa: BLE001 - re-raised on the calling thread
             self._run.fail(exc)
+        finally:
+            self.cpu_ns = time.thread_time_ns()
+
+
+def cpu_ms_per_frame(threads: list[StageThread], main_ns: int, process_ns: int, frames: int) -> dict[str, float]:
+    """CPU milliseconds per frame of each stage's threads, of the calling thread (``sinks``: encoding and the
+    other outputs), of ``other`` threads (codec threads, ONNX Runtime / PyTorch thread pools, ...) and in
+    ``total``: where the time goes when the cores, not the stages' waits, set the pace."""
+    per: dict[str, float] = {}
+    for t in threads:
+        per[t.stage] = per.get(t.stage, 0.0) + t.cpu_ns
+    per["sinks"] = float(main_ns)
+    per["other"] = max(0.0, process_ns - sum(per.values()))
+    per["total"] = float(process_ns)
+    n = max(frames, 1)
+    return {k: round(v / n / 1e6, 3) for k, v in per.items()}
 
 
 class InOrder:

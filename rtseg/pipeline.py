@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from rtseg.device_frames import overlay_on_device
-from rtseg.flow import InOrder, StageThread, percentiles
+from rtseg.flow import InOrder, StageThread, cpu_ms_per_frame, percentiles
 from rtseg.models.semantic import SemanticModel
 from rtseg.models.yolo_seg import Prepared, YoloSegModel
 from rtseg.overlay.annotator import Annotator
@@ -404,8 +404,10 @@ class Pipeline:
         if self._torch_threads:
             torch.set_num_threads(self._torch_threads)
         self._t_start = time.perf_counter_ns()
-        threads = [StageThread(f"decode{i}", lambda i=i: self._decode(i), self) for i in range(len(self._lanes))]
-        threads += [StageThread(f"infer{i}", self._infer, self) for i in range(self.workers)]
+        cpu0, main0 = time.process_time_ns(), time.thread_time_ns()
+        threads = [StageThread(f"decode{i}", lambda i=i: self._decode(i), self, "decode")
+                   for i in range(len(self._lanes))]
+        threads += [StageThread(f"infer{i}", self._infer, self, "infer") for i in range(self.workers)]
         threads.append(StageThread("post", self._postprocess, self))
         if self._overlap:
             threads.append(StageThread("semantic", self._infer_semantic, self))
@@ -449,6 +451,8 @@ class Pipeline:
             for t in threads:
                 t.join(timeout=10)
             self.summary.elapsed_s = (time.perf_counter_ns() - self._t_start) / 1e9
+            self.summary.cpu_ms = cpu_ms_per_frame(threads, time.thread_time_ns() - main0,
+                                                   time.process_time_ns() - cpu0, self.summary.frames)
             torch.set_num_threads(torch_threads)
             self.summary.stages_ms = percentiles(samples)
             self.summary.streams = [lane.summary for lane in self._lanes]

@@ -56,6 +56,7 @@ class RunSummary(StreamSummary):
     stages_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     streams: list[StreamSummary] = field(default_factory=list)
     out_s: list[float] = field(default_factory=list, repr=False)  # when each frame left the sinks, from the start
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU ms per frame by stage: flow.cpu_ms_per_frame
 
     @property
     def first_out_s(self) -> float:

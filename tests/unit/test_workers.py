@@ -156,3 +156,35 @@ def test_steady_fps_counts_once_the_pipeline_has_filled() -> None:
     run = Pipeline(ListSource(8), YoloSegModel(ConcurrentBackend(workers=2)), [NullSink()]).run()
     assert run.frames == len(run.out_s) == 8 and 0 < run.out_s[0] <= run.out_s[-1] <= run.elapsed_s
     assert run.steady_fps == pytest.approx((8 - 1 - 2) / (run.out_s[-1] - run.out_s[2]))
+
+
+def _burn(cpu_s: float) -> None:
+    """Spend ``cpu_s`` seconds of this thread's CPU time."""
+    end = time.thread_time() + cpu_s
+    while time.thread_time() < end:
+        pass
+
+
+def test_cpu_time_per_frame_is_counted_for_the_stage_that_spent_it() -> None:
+    """Each frame costs 20 ms of CPU in the model, 8 ms in the sink and 5 ms in a helper thread the sink starts
+    (as a codec's own threads do); the source only sleeps. The run puts each where it was spent."""
+
+    class Burning(ConcurrentBackend):
+        def infer(self, batch):  # noqa: ANN001, ANN201
+            _burn(0.020)
+            return StubBackend.infer(self, batch)
+
+    class EncodingSink(NullSink):
+        def write(self, frame, annotated, result) -> None:  # noqa: ANN001
+            _burn(0.008)
+            helper = threading.Thread(target=_burn, args=(0.005,))
+            helper.start()
+            helper.join()
+
+    n = 12
+    run = Pipeline(ListSource(n, delay_s=0.002), YoloSegModel(Burning(workers=2)), [EncodingSink()]).run()
+    cpu = run.cpu_ms
+    assert set(cpu) == {"decode", "infer", "post", "sinks", "other", "total"}
+    assert 20 <= cpu["infer"] < 24 and 8 <= cpu["sinks"] < 11 and 5 <= cpu["other"] < 9, cpu
+    assert cpu["decode"] < 3 and cpu["post"] < 8, cpu
+    assert sum(v for k, v in cpu.items() if k != "total") == pytest.approx(cpu["total"], abs=0.01)
