@@ -8,6 +8,8 @@ For every configuration (backend x imgsz x batch) it measures, on the user's own
   counted once the pipeline has filled (:attr:`rtseg.streams.RunSummary.steady_fps`: the rate a long run
   settles at; ``fps_whole_run`` also counts the time the pipeline takes to fill, ``latency_first_frame_s``),
   with per-stage latency percentiles, queue waits and frame-in to frame-out latency;
+* CPU milliseconds per frame, model-only and end to end by stage (:func:`rtseg.flow.cpu_ms_per_frame`); their
+  ratio, ``model_cpu_share``, bounds end-to-end / model-only when the cores set the pace (a CPU backend);
 * with ``live_fps``: the same source played in real time like a camera (oldest frames dropped when the
   pipeline falls behind): the latency a live user sees, and how many frames were dropped;
 * peak CPU RSS and GPU memory;
@@ -88,13 +90,14 @@ class PacedSource:
         self._inner.close()
 
 
-def live_run(make_source, seg, sem, *, frames: int, fps: float, out_dir: Path) -> dict:  # noqa: ANN001
+def live_run(make_source, seg, sem, *, frames: int, fps: float, out_dir: Path,  # noqa: ANN001
+             preset: str = "superfast") -> dict:
     """Frame-in to frame-out latency when frames arrive in real time at ``fps`` (camera-like)."""
     from rtseg.pipeline import Pipeline
     from rtseg.sinks import VideoFileSink
 
     source = PacedSource(make_source(), fps)
-    summary = Pipeline(source, seg, [VideoFileSink(out_dir / "live.mp4", fps=fps)], semantic=sem,
+    summary = Pipeline(source, seg, [VideoFileSink(out_dir / "live.mp4", fps=fps, preset=preset)], semantic=sem,
                        max_frames=frames).run()
     latency = summary.stages_ms.get("latency", {})
     return {"fps_in": fps, "frames_out": summary.frames, "dropped": summary.dropped,
@@ -119,11 +122,14 @@ class BenchConfig:
     batch: int
     workers: int | None = None  # None: the backend's default
     frame_path: str = "auto"  # auto (device on CUDA), cpu, device: where frames are letterboxed and drawn
+    preset: str = "auto"  # x264 preset of the encoded video; auto: rtseg.sinks.video.auto_preset
 
     @property
     def label(self) -> str:
         path = "" if self.frame_path == "auto" else f" frames={self.frame_path}"
-        return f"{self.backend} imgsz={self.imgsz or 'model'} batch={self.batch} workers={self.workers or 'auto'}{path}"
+        preset = "" if self.preset == "auto" else f" preset={self.preset}"
+        return (f"{self.backend} imgsz={self.imgsz or 'model'} batch={self.batch} workers={self.workers or 'auto'}"
+                f"{path}{preset}")
 
 
 def _versions() -> dict[str, str]:
@@ -196,22 +202,24 @@ def model_only(seg, image: NDArray[np.uint8], batch: int, *, warmup: int, iters:
             with lock:
                 times.append(dt)
 
-    rounds = []
+    rounds, cpu = [], []
     for _ in range(max(repeats, 1)):
         left[0] = max(iters, workers)
-        t0 = time.perf_counter_ns()
+        t0, c0 = time.perf_counter_ns(), time.process_time_ns()
         threads = [threading.Thread(target=loop, name=f"rtseg-bench{i}") for i in range(workers)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         rounds.append(batch * max(iters, workers) * 1e9 / (time.perf_counter_ns() - t0))
+        cpu.append((time.process_time_ns() - c0) / 1e6 / (batch * max(iters, workers)))
     return {"fps": round(statistics.median(rounds), 2), "runs_fps": [round(r, 2) for r in rounds],
-            "workers": workers, "ms_per_batch": round(statistics.median(times) / 1e6, 2)}
+            "workers": workers, "ms_per_batch": round(statistics.median(times) / 1e6, 2),
+            "cpu_ms_per_frame": round(statistics.median(cpu), 3)}
 
 
 def end_to_end(make_source, seg, sem, batch: int, *, frames: int, warmup: int, repeats: int,  # noqa: ANN001
-               out_dir: Path) -> dict:
+               out_dir: Path, preset: str = "superfast") -> dict:
     """The whole pipeline writing H.264, ``repeats`` times after a warm-up run; the median run's details."""
     from rtseg.overlay.annotator import Annotator
     from rtseg.pipeline import Pipeline
@@ -224,7 +232,7 @@ def end_to_end(make_source, seg, sem, batch: int, *, frames: int, warmup: int, r
     def once(n: int):  # noqa: ANN202
         source = make_source()
         t0 = time.perf_counter()
-        summary = Pipeline(source, seg, [VideoFileSink(out_dir / "bench.mp4", fps=source.fps)],
+        summary = Pipeline(source, seg, [VideoFileSink(out_dir / "bench.mp4", fps=source.fps, preset=preset)],
                            annotator=annotator, max_frames=n, semantic=sem, batch=batch).run()
         return summary.steady_fps, summary, summary.frames / (time.perf_counter() - t0)
 
@@ -240,7 +248,7 @@ def end_to_end(make_source, seg, sem, batch: int, *, frames: int, warmup: int, r
     return {"fps": round(statistics.median(r[0] for r in runs), 2), "runs_fps": fps_values,
             "fps_whole_run": round(statistics.median(r[2] for r in runs), 2),
             "latency_first_frame_s": round(summary.first_out_s, 3),
-            "frames": summary.frames, "stages_ms": stages}
+            "frames": summary.frames, "stages_ms": stages, "cpu_ms_per_frame": summary.cpu_ms, "video_preset": preset}
 
 
 def ultralytics_predict(weights: str, video: Path, *, imgsz: int | None, device: str, frames: int, warmup: int,
@@ -281,12 +289,14 @@ def _write_clip(source, path: Path, frames: int) -> Path:  # noqa: ANN001
 def run_bench(*, model: str, semantic: str = "", source: str | None = None, synthetic: str | None = None,
               frames: int = 100, backends: Sequence[str] = ("auto",), imgszs: Sequence[int | None] = (None,),
               batches: Sequence[int] = (1,), workers: Sequence[int | None] = (None,),
-              frame_paths: Sequence[str] = ("auto",), device: str = "auto", half: bool = False,
+              frame_paths: Sequence[str] = ("auto",), presets: Sequence[str] = ("auto",), device: str = "auto",
+              half: bool = False,
               warmup: int = 10, repeats: int = 3,
               vs_ultralytics: bool = False, live_fps: float | None = None, progress=None) -> dict:  # noqa: ANN001
     """Measure every configuration; return the JSON-ready report (see the module docstring)."""
     from rtseg.backends.registry import check_device, load_backend
     from rtseg.models.yolo_seg import YoloSegModel
+    from rtseg.sinks.video import auto_preset, check_preset
     from rtseg.sources import open_source
 
     device = check_device(device, half=half)  # "auto" -> cuda / cpu, once, for every configuration
@@ -318,7 +328,10 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
     for path in frame_paths:
         if path not in ("auto", "cpu", "device"):
             raise ConfigError(f"--frame-path {path!r}: expected auto, cpu or device")
-    configs = [BenchConfig(*c) for c in itertools.product(backends, imgszs, batches, workers, frame_paths)]
+    for preset in presets:
+        if preset != "auto":
+            check_preset(preset)
+    configs = [BenchConfig(*c) for c in itertools.product(backends, imgszs, batches, workers, frame_paths, presets)]
     sample = make_source().read()
     rows, skipped = [], []
     with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp:
@@ -332,38 +345,48 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
                     raise
                 skipped.append({"config": config.label, "reason": str(exc)})  # a sweep's combination that
                 continue  # cannot run (PyTorch x 2 workers): the other rows still can
+            preset = auto_preset(device == "cpu") if config.preset == "auto" else config.preset
             seg = YoloSegModel(net, imgsz=config.imgsz,
                                frames_on_device=None if config.frame_path == "auto" else config.frame_path == "device")
             row: dict[str, object] = {"backend": config.backend, "backend_class": type(seg.backend).__name__,
                                       "imgsz": list(seg.imgsz), "batch": config.batch, "half": half,
                                       "frame_path": "device" if seg.frames_on_device else "cpu",
-                                      "workers": int(getattr(seg.backend, "workers", 1))}
+                                      "workers": int(getattr(seg.backend, "workers", 1)),
+                                      "video_preset": preset}
             row["model_only"] = model_only(seg, sample, config.batch, warmup=3, iters=max(10, min(frames, 60)),
                                            repeats=repeats)
             if progress:
                 progress(f"{config.label}: end to end")
             row["end_to_end"] = end_to_end(make_source, seg, sem, config.batch, frames=frames, warmup=warmup,
-                                           repeats=repeats, out_dir=Path(tmp))
+                                           repeats=repeats, out_dir=Path(tmp), preset=preset)
             row["e2e_vs_model_only"] = round(row["end_to_end"]["fps"] / row["model_only"]["fps"], 3)
+            # the model's share of the CPU time a frame costs end to end: when the cores set the pace, the most
+            # end-to-end / model-only can reach, however well the stages overlap
+            row["model_cpu_share"] = round(row["model_only"]["cpu_ms_per_frame"]
+                                           / max(row["end_to_end"]["cpu_ms_per_frame"]["total"], 1e-9), 3)
             if live_fps:
                 if progress:
                     progress(f"{config.label}: live at {live_fps:g} FPS")
-                row["live"] = live_run(make_source, seg, sem, frames=frames, fps=live_fps, out_dir=Path(tmp))
+                row["live"] = live_run(make_source, seg, sem, frames=frames, fps=live_fps, out_dir=Path(tmp),
+                                       preset=preset)
             rows.append(row)
         if not rows:
             raise ConfigError(skipped[0]["reason"])
-        ultra = None
+        ultra_runs: dict[int, dict] = {}  # one Ultralytics run per inference size in the sweep
         if vs_ultralytics:
             video = Path(source) if source else _write_clip(make_source(), Path(tmp) / "synthetic.avi",
                                                             frames + warmup)
-            ultra = {}
-            for save in (True, False):
-                if progress:
-                    progress(f"ultralytics predict save={save}")
-                ultra["save" if save else "nosave"] = ultralytics_predict(
-                    model, video, imgsz=rows[0]["imgsz"][1], device=device, frames=frames, warmup=min(warmup, 5) or 1,
-                    save=save, project=Path(tmp), half=half)
             for row in rows:
+                size = max(row["imgsz"])
+                if size not in ultra_runs:
+                    ultra_runs[size] = {"imgsz": size}
+                    for save in (True, False):
+                        if progress:
+                            progress(f"ultralytics predict imgsz={size} save={save}")
+                        ultra_runs[size]["save" if save else "nosave"] = ultralytics_predict(
+                            model, video, imgsz=size, device=device, frames=frames, warmup=min(warmup, 5) or 1,
+                            save=save, project=Path(tmp), half=half)
+                ultra = ultra_runs[size]
                 row["e2e_vs_ultralytics_save"] = round(row["end_to_end"]["fps"] / ultra["save"]["fps"], 3)
                 row["e2e_vs_ultralytics_nosave"] = round(row["end_to_end"]["fps"] / ultra["nosave"]["fps"], 3)
     rss, gpu = _peak_memory_mib()
@@ -371,32 +394,36 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
                        "size_wh": list(size_wh)},
             "settings": {"model": model, "semantic": semantic or None, "device": device, "half": half, "frames": frames,
                          "warmup": warmup, "repeats": repeats},
-            "configs": rows, "skipped": skipped, "ultralytics": ultra, "peak_rss_mib": rss, "peak_gpu_mib": gpu,
+            "configs": rows, "skipped": skipped,
+            # the first configuration's size; every size of the sweep in ultralytics_runs
+            "ultralytics": next(iter(ultra_runs.values()), None), "ultralytics_runs": list(ultra_runs.values()),
+            "peak_rss_mib": rss, "peak_gpu_mib": gpu,
             "machine": _machine(), "versions": _versions(), "stages": list((*STAGES, "semantic"))}
 
 
 def _row_label(row: dict) -> str:
     extra = (" fp16" if row.get("half") else "") + (" dev-frames" if row.get("frame_path") == "device" else "")
     return (f"{row['backend']} ({row['backend_class']}) {row['imgsz'][0]}x{row['imgsz'][1]} b{row['batch']} "
-            f"w{row['workers']}{extra}")
+            f"w{row['workers']} {row.get('video_preset', '')}{extra}")
 
 
 def format_table(report: dict) -> str:
     """A plain-text summary: one line per configuration, then the per-stage p50/p95/p99."""
-    lines = [f"{'configuration':<52}{'model-only':>11}{'end-to-end':>11}{'e2e/model':>10}"
+    lines = [f"{'configuration':<62}{'model-only':>11}{'end-to-end':>11}{'e2e/model':>10}{'model CPU':>10}"
              + (f"{'vs UL save':>11}" if report["ultralytics"] else "")]
     for row in report["configs"]:
-        line = f"{_row_label(row):<52}{row['model_only']['fps']:>11.1f}{row['end_to_end']['fps']:>11.1f}"
-        line += f"{row['e2e_vs_model_only']:>10.2f}"
+        line = f"{_row_label(row):<62}{row['model_only']['fps']:>11.1f}{row['end_to_end']['fps']:>11.1f}"
+        line += f"{row['e2e_vs_model_only']:>10.2f}{row['model_cpu_share']:>10.2f}"
         if report["ultralytics"]:
             line += f"{row['e2e_vs_ultralytics_save']:>10.2f}x"
         lines.append(line)
     for skip in report.get("skipped", ()):
         lines.append(f"skipped {skip['config']}: {skip['reason']}")
-    if report["ultralytics"]:
-        u = report["ultralytics"]
-        lines.append(f"ultralytics predict: {u['save']['fps']:.1f} FPS saving video, {u['nosave']['fps']:.1f} FPS "
-                     "without saving")
+    for u in report.get("ultralytics_runs") or ([report["ultralytics"]] if report["ultralytics"] else []):
+        lines.append(f"ultralytics predict (imgsz {u.get('imgsz', '?')}): {u['save']['fps']:.1f} FPS saving video, "
+                     f"{u['nosave']['fps']:.1f} FPS without saving")
+    lines.append("model CPU: the model's share of the CPU time per frame (model-only CPU ms / end-to-end CPU ms); "
+                 "where the cores set the pace, e2e/model cannot exceed it")
     lines.append("")
     fastest = max(report["configs"], key=lambda r: r["end_to_end"]["fps"])
     lines.append(f"{'stage (ms)':<14}{'p50':>8}{'p95':>8}{'p99':>8}   (fastest end to end: {_row_label(fastest)})")
@@ -405,6 +432,9 @@ def format_table(report: dict) -> str:
         if name in stages:
             s = stages[name]
             lines.append(f"{name:<14}{s['p50']:>8.1f}{s['p95']:>8.1f}{s['p99']:>8.1f}")
+    cpu = fastest["end_to_end"]["cpu_ms_per_frame"]
+    lines.append(f"CPU ms per frame: model only {fastest['model_only']['cpu_ms_per_frame']:.1f}; end to end "
+                 f"{cpu['total']:.1f} = " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items() if k != "total"))
     for row in report["configs"]:
         if "live" in row:
             live = row["live"]
@@ -417,15 +447,17 @@ def format_table(report: dict) -> str:
 
 
 def plot(report: dict, path: Path) -> Path:
-    """Per-stage stacked bars (mean ms per frame) and FPS per configuration, as a PNG."""
+    """Per-stage stacked bars (mean ms per frame), CPU time per frame by stage, and FPS per configuration, as a
+    PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = report["configs"]
-    labels = [f"{r['backend']}\n{r['imgsz'][0]}x{r['imgsz'][1]} b{r['batch']} w{r['workers']}" for r in rows]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(rows) + 4), 4.5))
+    labels = [f"{r['backend']}\n{r['imgsz'][0]}x{r['imgsz'][1]} b{r['batch']} w{r['workers']}\n"
+              f"{r.get('video_preset', '')}" for r in rows]
+    fig, (ax1, ax3, ax2) = plt.subplots(1, 3, figsize=(max(12, 3.3 * len(rows) + 6), 4.8))
     bottom = np.zeros(len(rows))
     for name in PARTS:
         values = np.array([r["end_to_end"]["stages_ms"].get(name, {}).get("mean", 0.0) for r in rows])
@@ -436,10 +468,23 @@ def plot(report: dict, path: Path) -> Path:
     ax1.set_title("where the time goes")
     ax1.legend(fontsize=7)
     x = np.arange(len(rows))
+    ax3.bar(x - 0.2, [r["model_only"]["cpu_ms_per_frame"] for r in rows], 0.4, label="model only", color="0.6")
+    bottom = np.zeros(len(rows))
+    for name in ("infer", "semantic", "decode", "post", "sinks", "other"):
+        values = np.array([r["end_to_end"]["cpu_ms_per_frame"].get(name, 0.0) for r in rows])
+        if values.any():
+            ax3.bar(x + 0.2, values, 0.4, bottom=bottom, label=f"e2e {name}")
+            bottom += values
+    ax3.set_xticks(x, labels)
+    ax3.set_ylabel("CPU ms per frame")
+    ax3.set_title("CPU time per frame")
+    ax3.legend(fontsize=7)
     ax2.bar(x - 0.2, [r["model_only"]["fps"] for r in rows], 0.4, label="model only")
     ax2.bar(x + 0.2, [r["end_to_end"]["fps"] for r in rows], 0.4, label="end to end")
-    if report["ultralytics"]:
-        ax2.axhline(report["ultralytics"]["save"]["fps"], color="k", ls="--", label="ultralytics (save)")
+    ultra = {u["imgsz"]: u["save"]["fps"] for u in report.get("ultralytics_runs") or ()}
+    if ultra:  # Ultralytics predict saving video, at each configuration's inference size
+        ax2.scatter(x, [ultra.get(max(r["imgsz"]), np.nan) for r in rows], marker="_", s=900, color="k", zorder=3,
+                    label="ultralytics (save)")
     ax2.set_xticks(x, labels)
     ax2.set_ylabel("frames per second")
     ax2.set_title("throughput")

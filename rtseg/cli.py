@@ -167,6 +167,10 @@ def run(
     workers: Annotated[Optional[int], typer.Option(min=1, help="Inference calls in flight at once (ONNX "
                                                    "Runtime: one session each, sharing the cores). Default: 2 "
                                                    "on a CPU with 2+ cores, else 1.")] = None,
+    video_preset: Annotated[str, typer.Option(help="x264 preset of the --out video: ultrafast, superfast, "
+                                              "veryfast, ... medium (slower ones write smaller files). auto: "
+                                              "ultrafast when the model runs on the CPU (the encoder takes CPU "
+                                              "time from it), superfast on a GPU.")] = "auto",
     hud: Annotated[bool, typer.Option("--hud/--no-hud", help="Draw frame index and FPS.")] = True,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Instance mask opacity.")] = 0.45,
     semantic_alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Semantic colour opacity.")] = 0.35,
@@ -197,7 +201,7 @@ def run(
                       alpha=alpha, semantic_alpha=semantic_alpha, quality=quality, pad=pad, morph_open=morph_open,
                       morph_close=morph_close, min_area=min_area, image_fps=image_fps, quiet=quiet, track=track,
                       trails=trails, tile=tile, overlap=overlap, tile_full=tile_full, tile_merge=tile_merge,
-                      class_file=class_file, batch=batch, workers=workers)
+                      class_file=class_file, batch=batch, workers=workers, video_preset=video_preset)
     try:
         code = _run(sources, opts)
     except RtsegError as exc:
@@ -209,12 +213,16 @@ def run(
 
 
 def _run(sources: list[str], opts: RunOptions) -> int:
+    from rtseg.backends.registry import check_device
     from rtseg.overlay.annotator import Annotator
     from rtseg.pipeline import Pipeline, Stream
     from rtseg.sinks import ImageFolderSink, JsonlSink, LabelMapSink, VideoFileSink, WindowSink, check_writable
+    from rtseg.sinks.video import auto_preset, check_preset
     from rtseg.sources import open_source
     from rtseg.tracking import TRACKERS
 
+    if opts.video_preset != "auto":
+        check_preset(opts.video_preset)
     if opts.track and opts.track not in TRACKERS:
         raise ConfigError(f"--track {opts.track!r}: expected one of {', '.join(TRACKERS)}")
     if opts.tile and (opts.batch or 1) > 1:
@@ -238,6 +246,9 @@ def _run(sources: list[str], opts: RunOptions) -> int:
         for src in opened:
             src.close()
         raise
+    preset = opts.video_preset
+    if preset == "auto":  # every model runs on the one device check_device resolves
+        preset = auto_preset(check_device(opts.device, half=opts.half) == "cpu")
     names = seg.names if seg is not None else ()
     sem_names = sem.names if sem is not None else ()
     sem_palette = sem.info.palette_bgr if sem is not None else ()
@@ -259,7 +270,8 @@ def _run(sources: list[str], opts: RunOptions) -> int:
                 sinks: list = []
                 streams.append(Stream(source, sinks, annotator, tracker))  # first, so an error closes its sinks
                 if out is not None:
-                    sinks.append(VideoFileSink(_suffixed(out, tag, many), fps=source.fps))  # type: ignore[arg-type]
+                    sinks.append(VideoFileSink(_suffixed(out, tag, many), fps=source.fps,  # type: ignore[arg-type]
+                                               preset=preset))
                 if opts.jsonl is not None:
                     sinks.append(JsonlSink(_suffixed(opts.jsonl, tag, many), names, sem_names))  # type: ignore[arg-type]
                 if opts.save_frames is not None:
@@ -401,6 +413,9 @@ def bench(
                                          "sharing the cores); 'auto' = the backend's default.")] = "auto",
     frame_path: Annotated[str, typer.Option(help="Comma list: where frames are letterboxed and masks drawn; "
                                             "auto (the model's device on CUDA), cpu, device.")] = "auto",
+    video_preset: Annotated[str, typer.Option(help="Comma list of x264 presets for the encoded video, e.g. "
+                                              "ultrafast,superfast; auto: ultrafast with the model on the CPU, "
+                                              "superfast on a GPU (as rtseg run).")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     half: Annotated[bool, typer.Option("--half", help="FP16 inference (CUDA only).")] = False,
     warmup: Annotated[int, typer.Option(min=0, help="Frames run before timing.")] = 10,
@@ -445,7 +460,8 @@ def bench(
         report = run_bench(model=model or str(DEFAULT_MODEL), semantic=semantic, source=source,
                            synthetic=synthetic, frames=frames, backends=_csv(backend, str, "--backend"),
                            imgszs=sizes, batches=_csv(batch, int, "--batch"), workers=worker_counts,
-                           frame_paths=_csv(frame_path, str, "--frame-path"), device=device, half=half, warmup=warmup,
+                           frame_paths=_csv(frame_path, str, "--frame-path"),
+                           presets=_csv(video_preset, str, "--video-preset"), device=device, half=half, warmup=warmup,
                            repeats=repeats, vs_ultralytics=vs == "ultralytics", live_fps=live,
                            progress=lambda msg: typer.echo(f"rtseg bench: {msg}", err=True))
     except ValueError as exc:

@@ -64,6 +64,7 @@ class RunOptions:
     instance_palette: tuple | None = None
     batch: int | None = None  # frames per inference call; None: one per source (1 with tiling)
     workers: int | None = None  # inference calls at once (ONNX Runtime); None: the backend's default
+    video_preset: str = "auto"  # x264 preset; auto: rtseg.sinks.video.auto_preset
 
 
 def load_models(opts: RunOptions):  # noqa: ANN201 - (instance stage | None, semantic stage | None)

@@ -37,14 +37,25 @@ def test_report_schema(report) -> None:
         assert c["model_only"]["fps"] > 0 and c["end_to_end"]["fps"] > 0 and len(c["end_to_end"]["runs_fps"]) == 2
         assert c["end_to_end"]["frames"] == 12 and c["end_to_end"]["latency_first_frame_s"] > 0
         assert c["end_to_end"]["fps_whole_run"] > 0
+        # CPU time per frame: model-only, and end to end by stage; the model's share of it
+        cpu = c["end_to_end"]["cpu_ms_per_frame"]
+        assert set(cpu) == {"decode", "infer", "post", "sinks", "other", "total"}
+        assert c["model_only"]["cpu_ms_per_frame"] > 0
+        assert sum(v for k, v in cpu.items() if k != "total") == pytest.approx(cpu["total"], abs=0.01)
+        assert c["model_cpu_share"] == pytest.approx(c["model_only"]["cpu_ms_per_frame"] / cpu["total"], abs=2e-3)
+        assert c["video_preset"] == c["end_to_end"]["video_preset"] == "ultrafast"  # auto, the model on the CPU
         live = c["live"]
         assert live["fps_in"] == 15 and live["frames_out"] + live["dropped"] == 12
         assert 0 < live["latency_ms"]["p50"] <= live["latency_ms"]["p95"]
         for stage in ("decode", "preprocess", "infer", "postprocess", "overlay", "encode", "queue_wait", "latency"):
             assert set(c["end_to_end"]["stages_ms"][stage]) == {"mean", "p50", "p95", "p99"}
-        assert c["e2e_vs_ultralytics_save"] == pytest.approx(c["end_to_end"]["fps"] / data["ultralytics"]["save"]
-                                                              ["fps"], rel=1e-2)
     assert data["ultralytics"]["save"]["frames"] == data["ultralytics"]["nosave"]["frames"] == 12
+    # one Ultralytics run per inference size; each row is held against the run at its own size
+    runs = {u["imgsz"]: u for u in data["ultralytics_runs"]}
+    assert sorted(runs) == [160, 320] and data["ultralytics"] == data["ultralytics_runs"][0]
+    for c in data["configs"]:
+        assert c["e2e_vs_ultralytics_nosave"] == pytest.approx(
+            c["end_to_end"]["fps"] / runs[max(c["imgsz"])]["nosave"]["fps"], rel=1e-2)
     assert data["peak_rss_mib"] > 100 and "model-only" in stdout and "p95" in stdout
 
 
@@ -86,6 +97,16 @@ def test_frame_path_sweep_runs_the_device_path_on_the_cpu(tmp_path) -> None:
     assert "dev-frames" in proc.stdout
 
 
+def test_video_preset_sweep_encodes_with_each_preset(tmp_path) -> None:
+    proc = run_cli("bench", "--synthetic", "256x192", "--frames", "6", "--warmup", "1", "--repeats", "1",
+                   "--imgsz", "128", "--video-preset", "superfast,ultrafast", "--json", str(tmp_path / "p.json"))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "p.json").read_text())
+    assert [(c["video_preset"], c["end_to_end"]["video_preset"]) for c in data["configs"]] == [
+        ("superfast", "superfast"), ("ultrafast", "ultrafast")]
+    assert " superfast " in proc.stdout and " ultrafast " in proc.stdout and "CPU ms per frame" in proc.stdout
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--synthetic", "big"], "WIDTHxHEIGHT"),
     (["--source", "missing.mp4"], "no such file"),
@@ -93,6 +114,7 @@ def test_frame_path_sweep_runs_the_device_path_on_the_cpu(tmp_path) -> None:
     (["--synthetic", "64x64", "--imgsz", "a,b"], "--imgsz"),
     (["--synthetic", "64x64", "--workers", "two"], "--workers"),
     (["--synthetic", "64x64", "--frame-path", "gpu"], "--frame-path 'gpu'"),
+    (["--synthetic", "64x64", "--video-preset", "quick"], "video preset 'quick': expected one of"),
     (["--synthetic", "64x64", "--device", "cpu", "--half"], "--half"),
     (["--synthetic", "64x64", "--backend", "torch", "--workers", "2"], "only the ONNX Runtime backend"),
     ([], "exactly one of --source"),

@@ -252,6 +252,20 @@ def test_track_ids_persist_on_real_video(tmp_path: Path) -> None:
     assert max(frames_per_id.values()) >= 25, frames_per_id  # someone is followed through the clip
 
 
+def test_video_preset_auto_is_ultrafast_on_the_cpu_and_can_be_chosen(tmp_path: Path, video30: Path) -> None:
+    from tests.unit.test_overlay_sinks import _x264_settings
+
+    for preset, cabac in (("auto", "cabac=0"), ("superfast", "cabac=1")):
+        out = tmp_path / f"{preset}.mp4"
+        proc = run_cli("run", str(video30), "--max-frames", "3", "--device", "cpu", "--video-preset", preset,
+                       "--out", str(out))
+        assert proc.returncode == 0, proc.stderr
+        assert count_frames(out)[0] == 3 and cabac in _x264_settings(out).split()
+    _one_line_error(run_cli("run", str(video30), "--video-preset", "quick", "--out", str(tmp_path / "q.mp4")),
+                    "expected one of ultrafast")
+    assert not (tmp_path / "q.mp4").exists()
+
+
 def test_unknown_tracker_is_one_line(tmp_path: Path, video30: Path) -> None:
     _one_line_error(run_cli("run", str(video30), "--track", "sort", "--out", str(tmp_path / "o.mp4")),
                     "bytetrack, botsort")

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from rtseg.errors import SinkError
+from rtseg.errors import ConfigError, SinkError
 from rtseg.overlay.annotator import Annotator
 from rtseg.overlay.palette import color_for
 from rtseg.sinks import ImageFolderSink, JsonlSink, VideoFileSink, check_writable
+from rtseg.sinks.video import auto_preset
 from rtseg.types import Frame
 from tests.conftest import count_frames
 from tests.unit.test_types import make_result
@@ -91,6 +92,34 @@ def test_video_sink_resizes_frames_of_another_size(tmp_path) -> None:
 def test_check_writable(tmp_path, name, message) -> None:
     with pytest.raises(SinkError, match=message):
         check_writable(tmp_path / name)
+
+
+def _x264_settings(path) -> str:  # noqa: ANN001
+    """x264 writes its settings into the stream (an SEI message): "... options: cabac=1 ref=1 ..."."""
+    data = path.read_bytes()
+    start = data.index(b"options: ")
+    return data[start : data.index(b"\x00", start)].decode("ascii", "replace")
+
+
+@pytest.mark.parametrize(("preset", "cabac"), [("ultrafast", "cabac=0"), ("superfast", "cabac=1")])
+def test_video_sink_encodes_with_the_preset_asked_for(tmp_path, preset, cabac) -> None:
+    sink = VideoFileSink(tmp_path / "p.mp4", fps=10, preset=preset)
+    for i in range(5):
+        sink.write(Frame(i, np.full((48, 64, 3), i * 40, np.uint8), 0.0), None, make_result(hw=(48, 64)))
+    sink.close()
+    assert count_frames(tmp_path / "p.mp4") == (5, (48, 64))
+    settings = _x264_settings(tmp_path / "p.mp4")
+    # ultrafast turns CABAC and deblocking off; superfast keeps both
+    assert cabac in settings.split() and ("deblock=0" in settings) == (preset == "ultrafast"), settings
+
+
+def test_video_sink_rejects_unknown_preset(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="expected one of ultrafast, superfast"):
+        VideoFileSink(tmp_path / "o.mp4", fps=10, preset="quick")
+
+
+def test_auto_preset_spends_less_cpu_on_encoding_when_the_model_runs_on_the_cpu() -> None:
+    assert auto_preset(models_on_cpu=True) == "ultrafast" and auto_preset(models_on_cpu=False) == "superfast"
 
 
 def test_video_sink_rejects_unknown_suffix(tmp_path) -> None:
