@@ -350,6 +350,8 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
                                frames_on_device=None if config.frame_path == "auto" else config.frame_path == "device")
             row: dict[str, object] = {"backend": config.backend, "backend_class": type(seg.backend).__name__,
                                       "imgsz": list(seg.imgsz), "batch": config.batch, "half": half,
+                                      # what the model is given for this source: the letterboxed width x height
+                                      "input_wh": _input_wh(seg, sample),
                                       "frame_path": "device" if seg.frames_on_device else "cpu",
                                       "workers": int(getattr(seg.backend, "workers", 1)),
                                       "video_preset": preset}
@@ -401,9 +403,15 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
             "machine": _machine(), "versions": _versions(), "stages": list((*STAGES, "semantic"))}
 
 
+def _input_wh(seg, image: NDArray[np.uint8]) -> list[int]:  # noqa: ANN001
+    shape = seg.prepare([image]).batch.shape
+    return [int(shape[-1]), int(shape[-2])]
+
+
 def _row_label(row: dict) -> str:
     extra = (" fp16" if row.get("half") else "") + (" dev-frames" if row.get("frame_path") == "device" else "")
-    return (f"{row['backend']} ({row['backend_class']}) {row['imgsz'][0]}x{row['imgsz'][1]} b{row['batch']} "
+    w, h = row.get("input_wh", row["imgsz"][::-1])
+    return (f"{row['backend']} ({row['backend_class']}) {w}x{h} b{row['batch']} "
             f"w{row['workers']} {row.get('video_preset', '')}{extra}")
 
 
@@ -455,8 +463,7 @@ def plot(report: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     rows = report["configs"]
-    labels = [f"{r['backend']}\n{r['imgsz'][0]}x{r['imgsz'][1]} b{r['batch']} w{r['workers']}\n"
-              f"{r.get('video_preset', '')}" for r in rows]
+    labels = [_row_label(r).replace(" (", "\n(").replace(") ", ")\n", 1) for r in rows]
     fig, (ax1, ax3, ax2) = plt.subplots(1, 3, figsize=(max(12, 3.3 * len(rows) + 6), 4.8))
     bottom = np.zeros(len(rows))
     for name in PARTS:

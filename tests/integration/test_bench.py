@@ -30,6 +30,9 @@ def test_report_schema(report) -> None:
     assert len(data["configs"]) == 2 * 2 * 2  # backends x imgsz x batch
     combos = {(c["backend"], tuple(c["imgsz"]), c["batch"]) for c in data["configs"]}
     assert combos == {(b, s, n) for b in ("auto", "torch") for s in ((160, 160), (320, 320)) for n in (1, 2)}
+    # the letterboxed input of a 320x240 frame: 160x128 at imgsz 160 (stride 32), 320x256 at 320
+    assert {tuple(c["imgsz"]): c["input_wh"] for c in data["configs"]} == {(160, 160): [160, 128],
+                                                                          (320, 320): [320, 256]}
     for c in data["configs"]:
         assert c["backend_class"] == ("OrtBackend" if c["backend"] == "auto" else "TorchBackend")
         # model-only runs as many calls at once as the pipeline does: ONNX Runtime's default, PyTorch's 1
