@@ -3,7 +3,8 @@
 For every configuration (backend x imgsz x batch) it measures, on the user's own machine:
 
 * model-only throughput: warm forward passes on one prepared input, as many at once as the pipeline runs
-  (the backend's ``workers``): the ceiling for that model and configuration;
+  (the backend's ``workers``): the ceiling for that model and configuration. Its rounds alternate with the
+  end-to-end runs, so a machine whose speed drifts (a shared VM) skews both alike;
 * end-to-end FPS of the whole pipeline, decode to H.264 encode (median of ``repeats`` runs after a warm-up),
   counted once the pipeline has filled (:attr:`rtseg.streams.RunSummary.steady_fps`: the rate a long run
   settles at; ``fps_whole_run`` also counts the time the pipeline takes to fill, ``latency_first_frame_s``),
@@ -25,7 +26,7 @@ import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -218,9 +219,18 @@ def model_only(seg, image: NDArray[np.uint8], batch: int, *, warmup: int, iters:
             "cpu_ms_per_frame": round(statistics.median(cpu), 3)}
 
 
+def merge_rounds(rounds: list[dict]) -> dict:
+    """One model-only result from several :func:`model_only` calls of one round each: medians, every round."""
+    fps = [r["fps"] for r in rounds]
+    return {"fps": round(statistics.median(fps), 2), "runs_fps": fps, "workers": rounds[0]["workers"],
+            "ms_per_batch": round(statistics.median(r["ms_per_batch"] for r in rounds), 2),
+            "cpu_ms_per_frame": round(statistics.median(r["cpu_ms_per_frame"] for r in rounds), 3)}
+
+
 def end_to_end(make_source, seg, sem, batch: int, *, frames: int, warmup: int, repeats: int,  # noqa: ANN001
-               out_dir: Path, preset: str = "superfast") -> dict:
-    """The whole pipeline writing H.264, ``repeats`` times after a warm-up run; the median run's details."""
+               out_dir: Path, preset: str = "superfast", before_each: Callable[[], object] | None = None) -> dict:
+    """The whole pipeline writing H.264, ``repeats`` times after a warm-up run (``before_each`` is called before
+    each timed run); the median run's details."""
     from rtseg.overlay.annotator import Annotator
     from rtseg.pipeline import Pipeline
     from rtseg.sinks import VideoFileSink
@@ -238,7 +248,11 @@ def end_to_end(make_source, seg, sem, batch: int, *, frames: int, warmup: int, r
 
     if warmup:
         once(warmup)
-    runs = [once(frames) for _ in range(max(repeats, 1))]
+    runs = []
+    for _ in range(max(repeats, 1)):
+        if before_each is not None:
+            before_each()
+        runs.append(once(frames))
     fps_values = [round(r[0], 2) for r in runs]
     median_run = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
     summary = median_run[1]
@@ -337,7 +351,7 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
     with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp:
         for config in configs:
             if progress:
-                progress(f"{config.label}: model only")
+                progress(f"{config.label}: model only and end to end, in turn")
             try:
                 net = load_backend(model, backend=config.backend, device=device, half=half, workers=config.workers)
             except ConfigError as exc:
@@ -355,12 +369,13 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
                                       "frame_path": "device" if seg.frames_on_device else "cpu",
                                       "workers": int(getattr(seg.backend, "workers", 1)),
                                       "video_preset": preset}
-            row["model_only"] = model_only(seg, sample, config.batch, warmup=3, iters=max(10, min(frames, 60)),
-                                           repeats=repeats)
-            if progress:
-                progress(f"{config.label}: end to end")
-            row["end_to_end"] = end_to_end(make_source, seg, sem, config.batch, frames=frames, warmup=warmup,
-                                           repeats=repeats, out_dir=Path(tmp), preset=preset)
+            rounds: list[dict] = []  # a model-only round before each end-to-end run: on a machine whose speed
+            # drifts (a shared VM) both figures of a ratio are then taken under the same conditions
+            row["end_to_end"] = end_to_end(
+                make_source, seg, sem, config.batch, frames=frames, warmup=warmup, repeats=repeats, out_dir=Path(tmp),
+                preset=preset, before_each=lambda rounds=rounds, seg=seg, batch=config.batch: rounds.append(
+                    model_only(seg, sample, batch, warmup=3, iters=max(10, min(frames, 120)))))
+            row["model_only"] = merge_rounds(rounds)
             row["e2e_vs_model_only"] = round(row["end_to_end"]["fps"] / row["model_only"]["fps"], 3)
             # the model's share of the CPU time a frame costs end to end: when the cores set the pace, the most
             # end-to-end / model-only can reach, however well the stages overlap

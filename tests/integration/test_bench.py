@@ -38,6 +38,7 @@ def test_report_schema(report) -> None:
         # model-only runs as many calls at once as the pipeline does: ONNX Runtime's default, PyTorch's 1
         assert c["workers"] == c["model_only"]["workers"] == (default_workers("cpu") if c["backend"] == "auto" else 1)
         assert c["model_only"]["fps"] > 0 and c["end_to_end"]["fps"] > 0 and len(c["end_to_end"]["runs_fps"]) == 2
+        assert len(c["model_only"]["runs_fps"]) == 2  # one model-only round before each end-to-end run
         assert c["end_to_end"]["frames"] == 12 and c["end_to_end"]["latency_first_frame_s"] > 0
         assert c["end_to_end"]["fps_whole_run"] > 0
         # CPU time per frame: model-only, and end to end by stage; the model's share of it
