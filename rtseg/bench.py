@@ -478,7 +478,10 @@ def plot(report: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     rows = report["configs"]
-    labels = [_row_label(r).replace(" (", "\n(").replace(") ", ")\n", 1) for r in rows]
+    # "backend\n(Class)\n640x384 b1 w2\npreset ...": one short line each
+    labels = [_row_label(r).replace(" (", "\n(").replace(") ", ")\n", 1).replace(f" w{r['workers']} ",
+                                                                                  f" w{r['workers']}\n")
+              for r in rows]
     fig, (ax1, ax3, ax2) = plt.subplots(1, 3, figsize=(max(12, 3.3 * len(rows) + 6), 4.8))
     bottom = np.zeros(len(rows))
     for name in PARTS:
