@@ -242,13 +242,13 @@ def _run(sources: list[str], opts: RunOptions) -> int:
         seg, sem = load_models(opts)
         if opts.track and seg is None:
             raise ConfigError("--track needs an instance-segmentation model")
+        preset = opts.video_preset
+        if preset == "auto":  # every model runs on the one device check_device resolves
+            preset = auto_preset(check_device(opts.device, half=opts.half) == "cpu")
     except BaseException:
         for src in opened:
             src.close()
         raise
-    preset = opts.video_preset
-    if preset == "auto":  # every model runs on the one device check_device resolves
-        preset = auto_preset(check_device(opts.device, half=opts.half) == "cpu")
     names = seg.names if seg is not None else ()
     sem_names = sem.names if sem is not None else ()
     sem_palette = sem.info.palette_bgr if sem is not None else ()
