@@ -79,36 +79,35 @@ def test_plot_is_a_png(report) -> None:
     assert image is not None and image.shape[0] > 200 and image.shape[1] > 400
 
 
-def test_workers_sweep_skips_what_a_backend_cannot_run(tmp_path) -> None:
+def _sweep(tmp_path, *args: str) -> tuple[dict, str]:  # noqa: ANN001
+    """A short bench on 256x192 synthetic frames at imgsz 128 (unless ``args`` say otherwise): (JSON, stdout)."""
     proc = run_cli("bench", "--synthetic", "256x192", "--frames", "6", "--warmup", "1", "--repeats", "1",
-                   "--backend", "auto,torch", "--imgsz", "128", "--workers", "1,2", "--json", str(tmp_path / "w.json"))
+                   "--imgsz", "128", *args, "--json", str(tmp_path / "b.json"))
     assert proc.returncode == 0, proc.stderr
-    data = json.loads((tmp_path / "w.json").read_text())
+    return json.loads((tmp_path / "b.json").read_text()), proc.stdout
+
+
+def test_workers_sweep_skips_what_a_backend_cannot_run(tmp_path) -> None:
+    data, stdout = _sweep(tmp_path, "--backend", "auto,torch", "--workers", "1,2")
     rows = [(c["backend"], c["workers"], c["model_only"]["workers"]) for c in data["configs"]]
     assert rows == [("auto", 1, 1), ("auto", 2, 2), ("torch", 1, 1)]
     assert [s["config"] for s in data["skipped"]] == ["torch imgsz=128 batch=1 workers=2"]
-    assert "skipped torch imgsz=128 batch=1 workers=2: --workers 2: only the ONNX Runtime" in proc.stdout
-    assert " w2 " in proc.stdout
+    assert "skipped torch imgsz=128 batch=1 workers=2: --workers 2: only the ONNX Runtime" in stdout
+    assert " w2 " in stdout
 
 
 def test_frame_path_sweep_runs_the_device_path_on_the_cpu(tmp_path) -> None:
-    proc = run_cli("bench", "--synthetic", "256x192", "--frames", "6", "--warmup", "1", "--repeats", "1",
-                   "--imgsz", "128", "--frame-path", "cpu,device", "--json", str(tmp_path / "f.json"))
-    assert proc.returncode == 0, proc.stderr
-    data = json.loads((tmp_path / "f.json").read_text())
+    data, stdout = _sweep(tmp_path, "--frame-path", "cpu,device")
     assert [c["frame_path"] for c in data["configs"]] == ["cpu", "device"]
     assert all(c["end_to_end"]["frames"] == 6 and not c["half"] for c in data["configs"])
-    assert "dev-frames" in proc.stdout
+    assert "dev-frames" in stdout
 
 
 def test_video_preset_sweep_encodes_with_each_preset(tmp_path) -> None:
-    proc = run_cli("bench", "--synthetic", "256x192", "--frames", "6", "--warmup", "1", "--repeats", "1",
-                   "--imgsz", "128", "--video-preset", "superfast,ultrafast", "--json", str(tmp_path / "p.json"))
-    assert proc.returncode == 0, proc.stderr
-    data = json.loads((tmp_path / "p.json").read_text())
+    data, stdout = _sweep(tmp_path, "--video-preset", "superfast,ultrafast")
     assert [(c["video_preset"], c["end_to_end"]["video_preset"]) for c in data["configs"]] == [
         ("superfast", "superfast"), ("ultrafast", "ultrafast")]
-    assert " superfast " in proc.stdout and " ultrafast " in proc.stdout and "CPU ms per frame" in proc.stdout
+    assert " superfast " in stdout and " ultrafast " in stdout and "CPU ms per frame" in stdout
 
 
 @pytest.mark.parametrize(("args", "message"), [
