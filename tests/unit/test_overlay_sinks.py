@@ -11,7 +11,7 @@ from rtseg.overlay.annotator import Annotator
 from rtseg.overlay.palette import color_for
 from rtseg.sinks import ImageFolderSink, JsonlSink, VideoFileSink, check_writable
 from rtseg.sinks.video import auto_preset
-from rtseg.types import Frame
+from rtseg.types import Frame, FrameResult, InstanceMasks
 from tests.conftest import count_frames
 from tests.unit.test_types import make_result
 
@@ -26,6 +26,27 @@ def test_masks_blend_only_inside_masks() -> None:
     assert (out[~union] == 100).all() and (image == 100).all()  # outside untouched, input not modified
     expected = (100 * 0.5 + np.array(color_for(0)) * 0.5).astype(np.uint8)
     np.testing.assert_array_equal(out[1, 1], expected)
+
+
+@pytest.mark.parametrize("alpha", [0.45, 0.3, 1.0])
+def test_mask_blend_matches_the_float_formula_pixel_for_pixel(alpha) -> None:
+    # the annotator blends through a lookup table; the reference is the per-pixel float32 formula, truncated
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    crops = (rng.random((30, 40)) > 0.4, rng.random((20, 25)) > 0.5, rng.random((70, 90)) > 0.8)
+    origins = np.array([[0, 0], [65, 50], [0, 0]], np.int32)  # one at the top left, one at the bottom right
+    boxes = np.array([[0, 0, 40, 30], [65, 50, 90, 70], [0, 0, 90, 70]], np.float32)
+    result = FrameResult(0, (70, 90), boxes, np.full(3, 0.9, np.float32), np.array([0, 1, 0], np.int32),
+                         InstanceMasks(crops, origins))
+    annotator = Annotator(("a", "b"), alpha=alpha, boxes=False, labels=False)
+    ref = image.copy()
+    for crop, (x, y), colour in zip(crops, origins, annotator.colours(result)):
+        roi = ref[y : y + crop.shape[0], x : x + crop.shape[1]]
+        pixels = roi[crop].astype(np.float32)
+        roi[crop] = (pixels * (1.0 - alpha) + np.array(colour, np.float32) * alpha).astype(np.uint8)
+    out = annotator.draw(image, result)
+    assert (out != image).any()
+    np.testing.assert_array_equal(out, ref)
 
 
 def test_boxes_and_labels_are_drawn() -> None:
