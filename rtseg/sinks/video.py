@@ -35,9 +35,9 @@ def auto_preset(models_on_cpu: bool) -> str:
 
     On the CPU the encoder competes with the model for the same cores: ``ultrafast`` costs less CPU time
     than ``superfast`` (720p, 2 cores, measured: 5.3 against 9.2 ms per frame) for twice the bytes at about
-    the same PSNR (41.1 against 41.9 dB); end to end, the bundled model ran 22% faster at its imgsz 320 and
-    10% at 640 (``benchmarks/results/cpu_time_per_frame.md``). With the model on a GPU the CPU has room, and
-    ``superfast`` keeps files small.
+    the same PSNR (41.1 against 41.9 dB); end to end on a 720p video, the bundled model ran 25% faster at its
+    imgsz 320 and 4% at 640 (``benchmarks/results/cpu_time_per_frame.md``). With the model on a GPU the CPU
+    has room, and ``superfast`` keeps files small.
     """
     return "ultrafast" if models_on_cpu else "superfast"
 
