@@ -102,7 +102,8 @@ def box_local_masks(protos: torch.Tensor, coefs: torch.Tensor, boxes_xyxy: torch
     for i, (x0, y0, x1, y1) in enumerate(bounds):
         if x1 <= x0 or y1 <= y0:
             crops.append(np.zeros((0, 0), dtype=bool))
-            on_device.append(torch.zeros((0, 0), dtype=torch.bool, device=protos.device))
+            if keep_on_device:
+                on_device.append(torch.zeros((0, 0), dtype=torch.bool, device=protos.device))
             origins.append((x0, y0))
             continue
         r0, r1 = int(row_band[y0:y1, 0].min()), int(row_band[y0:y1, 1].max())
@@ -113,7 +114,8 @@ def box_local_masks(protos: torch.Tensor, coefs: torch.Tensor, boxes_xyxy: torch
         crop = crop_t.cpu().numpy()
         nonempty[i] = crop.any()
         crops.append(crop)
-        on_device.append(crop_t)
+        if keep_on_device:
+            on_device.append(crop_t)
         origins.append((x0, y0))
     device_crops = tuple(on_device) if keep_on_device else None
     return InstanceMasks(tuple(crops), np.asarray(origins, dtype=np.int32), device_crops), nonempty
