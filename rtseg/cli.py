@@ -283,19 +283,19 @@ def _run(sources: list[str], opts: RunOptions) -> int:
                     sinks.append(WindowSink(f"rtseg - {spec}"))
             pipeline = Pipeline.multi(streams, seg, max_frames=opts.max_frames, stop=stopper.event, semantic=sem,
                                       batch=opts.batch,
-                                      on_frame=(lambda f, r, bar=bar: bar.update(1)) if bar else None)
+                                      on_frame=(lambda f, r, bar=bar: bar.update(1)) if bar is not None else None)
         except BaseException:
             for sink in (s for stream in streams for s in stream.sinks):
                 sink.close()
             for src in opened:
                 src.close()
-            if bar:
+            if bar is not None:
                 bar.close()
             raise
         try:
             summary = pipeline.run()  # closes every sink and source
         finally:
-            if bar:
+            if bar is not None:
                 bar.close()
     outputs = [str(getattr(s, "path", getattr(s, "folder", ""))) for stream in streams for s in stream.sinks
                if hasattr(s, "path") or hasattr(s, "folder")]

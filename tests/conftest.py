@@ -101,3 +101,60 @@ def video30(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def coco_frames(n: int = 12) -> list[Path]:
     """Real frames for parity tests: coco128-seg training images (those the test weights were trained on)."""
     return sorted((DATA / "coco128-seg" / "images" / "train2017").glob("*.jpg"))[:n]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def tcp_stream(video30: Path):  # noqa: ANN201 - yields the URL of a live MPEG-TS stream on 127.0.0.1
+    """A real live stream: FFmpeg (from the imageio-ffmpeg wheel) plays a clip in a loop, in real time, as
+    MPEG-TS over TCP on 127.0.0.1, as a camera or an encoder on the network would."""
+    ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="needs imageio-ffmpeg for a loopback stream").get_ffmpeg_exe()
+    url = f"tcp://127.0.0.1:{free_port()}"
+    server = subprocess.Popen([ffmpeg, "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(video30),
+                               "-c:v", "mpeg4", "-q:v", "5", "-f", "mpegts", f"{url}?listen=1"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield url
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+
+
+def spawn_cli_tty(*args: str, cwd: Path | None = None) -> tuple[subprocess.Popen, int]:
+    """Start the real ``rtseg`` CLI with its stderr on a pseudo-terminal, so the progress bar draws exactly as
+    in a user's terminal. Returns the process and the terminal's reading end (see :func:`read_tty`)."""
+    import pty
+
+    master, slave = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(NONET), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.Popen([sys.executable, "-m", "rtseg.cli", *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=slave, cwd=cwd, env=env)
+    os.close(slave)
+    return proc, master
+
+
+def read_tty(master: int, proc: subprocess.Popen, timeout: float = 120) -> str:
+    """Everything the process wrote to its terminal until it exited (or ``timeout``), as text."""
+    import select
+    import time
+
+    chunks, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the other end closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    return b"".join(chunks).decode(errors="replace")
