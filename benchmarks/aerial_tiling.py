@@ -34,9 +34,9 @@ def semantic_miou(checkpoint: str, imgsz: int, tile: int, overlap: float) -> dic
 
     from rtseg.backends.semantic_backend import load_semantic_backend
     from rtseg.data.aerial import UNLABELED, load_aerial, split_aerial
-    from rtseg.evaluate_semantic import confusion_matrix, semantic_metrics
+    from rtseg.evaluate.semantic import confusion_matrix, semantic_metrics
     from rtseg.models.semantic import SemanticModel
-    from rtseg.tiling import TiledSemantic
+    from rtseg.models.tiling import TiledSemantic
 
     _, val = split_aerial(load_aerial(DATA / "aerial" / "dubai_landcover_hitl"))
     full = SemanticModel(load_semantic_backend(checkpoint), imgsz=imgsz)
@@ -66,12 +66,12 @@ def child(config: str, frames: int, imgsz: int, tile: int, overlap: float) -> No
     """One drone-video configuration in this process; prints its FPS and peak RSS as JSON."""
     from rtseg import DEFAULT_MODEL
     from rtseg.backends.registry import load_backend
+    from rtseg.models.tiling import TiledYoloSeg
     from rtseg.models.yolo_seg import YoloSegModel
     from rtseg.overlay.annotator import Annotator
-    from rtseg.pipeline import Pipeline
+    from rtseg.pipeline.core import Pipeline
     from rtseg.sinks import VideoFileSink
     from rtseg.sources import open_source
-    from rtseg.tiling import TiledYoloSeg
 
     model = YoloSegModel(load_backend(str(DEFAULT_MODEL)), imgsz=imgsz, conf=0.1)
     if config != "full frame":

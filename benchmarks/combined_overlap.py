@@ -44,10 +44,10 @@ def main() -> None:
     from rtseg.backends.registry import load_backend
     from rtseg.backends.semantic_backend import load_semantic_backend
     from rtseg.models.semantic import SemanticModel
-    from rtseg.models.semantic_zoo import build_semantic, save_semantic
     from rtseg.models.yolo_seg import YoloSegModel
+    from rtseg.models.zoo import build_semantic, save_semantic
     from rtseg.overlay.annotator import Annotator
-    from rtseg.pipeline import Pipeline
+    from rtseg.pipeline.core import Pipeline
     from rtseg.sinks import VideoFileSink
     from rtseg.sources import open_source
 

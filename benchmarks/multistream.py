@@ -50,7 +50,7 @@ def main() -> None:
     from rtseg.backends.registry import load_backend
     from rtseg.models.yolo_seg import YoloSegModel
     from rtseg.overlay.annotator import Annotator
-    from rtseg.pipeline import Pipeline, Stream
+    from rtseg.pipeline.core import Pipeline, Stream
     from rtseg.sinks import VideoFileSink
     from rtseg.sources import open_source
 

@@ -43,7 +43,7 @@ def bench_rtseg(model_path: str, video: Path, imgsz: int, out_dir: Path, warmup:
                 frames: int) -> dict:
     """rtseg's pipeline as ``rtseg run`` builds it, timed by the same code as ``rtseg bench``."""
     from rtseg.backends.registry import load_backend
-    from rtseg.bench import end_to_end
+    from rtseg.bench.core import end_to_end
     from rtseg.models.yolo_seg import YoloSegModel
     from rtseg.sources import open_source
 
@@ -66,7 +66,7 @@ def main() -> None:
 
     import torch
 
-    from rtseg.bench import ultralytics_predict
+    from rtseg.bench.core import ultralytics_predict
 
     with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp:
         tmp = Path(tmp)

@@ -83,7 +83,7 @@ class InstanceMasks:
         crops: N bool arrays; crop ``i`` has shape (h_i, w_i).
         origins_xy: (N, 2) int32 frame coordinates (x, y) of each crop's top-left pixel.
         device_crops: the same crops as bool tensors still on the model's device, when the frame path runs
-            there (:mod:`rtseg.device_frames`: the overlay blends them without a round trip); else None.
+            there (:mod:`rtseg.preprocess.device`: the overlay blends them without a round trip); else None.
     """
 
     crops: tuple[NDArray[np.bool_], ...]

@@ -45,7 +45,7 @@ class Backend(Protocol):
     """Runs the network: a (B, 3, H, W) float32 RGB batch in [0, 1] in, raw head outputs out.
 
     The batch is a NumPy array, or a tensor already on ``device`` (the device frame path,
-    :mod:`rtseg.device_frames`). ``infer`` returns ``(preds, protos)``: ``preds`` is (B, 4 + nc + nm, A) for
+    :mod:`rtseg.preprocess.device`). ``infer`` returns ``(preds, protos)``: ``preds`` is (B, 4 + nc + nm, A) for
     a one-to-many head or (B, K, 6 + nm) for an end-to-end head; ``protos`` is (B, nm, mh, mw).
 
     Optional attributes the pipeline reads: ``workers`` (how many ``infer`` calls may run at once from

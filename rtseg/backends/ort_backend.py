@@ -111,7 +111,7 @@ class OrtBackend:
             self._pool.put(session)
 
     def _infer(self, session, batch: NDArray[np.float32]) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
-        if isinstance(batch, torch.Tensor):  # prepared on a device (rtseg.device_frames): ORT takes NumPy
+        if isinstance(batch, torch.Tensor):  # prepared on a device (rtseg.preprocess.device): ORT takes NumPy
             batch = batch.cpu().numpy()
         x = batch.astype(np.float16) if self._fp16 else batch
         n, k = len(x), self._fixed_batch

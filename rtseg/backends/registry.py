@@ -34,9 +34,9 @@ FORMATS: dict[str, Format] = {
     "torch": Format("torch", (".pt", ".yaml", ".yml"), "rtseg.backends.torch_backend:TorchBackend",
                     ("ultralytics", "ultralytics")),
     "onnx": Format("onnx", (".onnx",), "rtseg.backends.ort_backend:OrtBackend", ("onnxruntime", "onnxruntime"),
-                   exporter="rtseg.export:export_onnx"),
-    "engine": Format("engine", (".engine",), "rtseg.backends.tensorrt_backend:TensorRTBackend",
-                     ("tensorrt", "tensorrt"), exporter="rtseg.export_engine:export_engine"),
+                   exporter="rtseg.exporters.onnx:export_onnx"),
+    "engine": Format("engine", (".engine",), "rtseg.backends.trt_backend:TensorRTBackend",
+                     ("tensorrt", "tensorrt"), exporter="rtseg.exporters.engine:export_engine"),
 }
 BACKEND_NAMES = {"auto": None, "torch": "torch", "pytorch": "torch", "onnxruntime": "onnx", "ort": "onnx",
                  "onnx": "onnx", "tensorrt": "engine", "trt": "engine", "engine": "engine"}
@@ -113,7 +113,7 @@ def load_backend(model: str | Path, *, backend: str = "auto", device: str = "aut
     if is_pt and (wanted == "onnx" or (wanted is None and device == "cpu")) \
             and importlib.util.find_spec("onnxruntime") is not None:
         # On a CPU, ONNX Runtime runs the pipeline 1.7x faster than PyTorch (benchmarks/): export once, cache.
-        from rtseg.export import cached_onnx
+        from rtseg.exporters.onnx import cached_onnx
 
         if not Path(str(model)).is_file():
             if wanted == "onnx":
@@ -146,7 +146,7 @@ def model_task(model: str | Path) -> str:
     if "-sem" in path.stem.lower():
         return "semantic"
     if not path.exists():
-        from rtseg.models.semantic_zoo import ARCHS
+        from rtseg.models.zoo import ARCHS
 
         head = source.split(".", 1)[0].lower()
         return "semantic" if "." in source and head in {a.lower() for a in ARCHS} else "segment"
@@ -157,7 +157,7 @@ def model_task(model: str | Path) -> str:
             meta = {p.key: p.value for p in onnx.load(source, load_external_data=False).metadata_props}
             return "semantic" if "rtseg_semantic" in meta or meta.get("task") == "semantic" else "segment"
         if suffix == ".engine":
-            from rtseg.engine_meta import read_engine_meta
+            from rtseg.backends.trt_meta import read_engine_meta
 
             return read_engine_meta(source).task
         if suffix in (".pt", ".pth"):

@@ -28,13 +28,13 @@ class TorchSemanticBackend:
     """Runs a semantic network (a module whose forward returns logits) with PyTorch.
 
     Args:
-        model: e.g. the first value returned by :func:`rtseg.models.semantic_zoo.load_semantic`.
+        model: e.g. the first value returned by :func:`rtseg.models.zoo.load_semantic`.
         info: its description.
         device: ``cpu`` or ``cuda[:N]``.
         half: FP16 inference (CUDA only).
     """
 
-    computes_with_torch = True  # on a CPU it needs PyTorch's intra-op threads (see rtseg.pipeline)
+    computes_with_torch = True  # on a CPU it needs PyTorch's intra-op threads (see rtseg.pipeline.core)
 
     def __init__(self, model: nn.Module, info: SemanticInfo, *, device: str = "cpu", half: bool = False) -> None:
         self.device = torch.device(device)
@@ -47,7 +47,7 @@ class TorchSemanticBackend:
     @classmethod
     def load(cls, path: str, *, device: str = "cpu", half: bool = False) -> TorchSemanticBackend:
         """Load a checkpoint, Ultralytics YOLO26-sem ``.pt``/``.yaml`` or pretrained name (see ``load_semantic``)."""
-        from rtseg.models.semantic_zoo import load_semantic
+        from rtseg.models.zoo import load_semantic
 
         model, info = load_semantic(path, device=device)
         return cls(model, info, device=device, half=half)
@@ -61,7 +61,7 @@ class TorchSemanticBackend:
 
 
 class OrtSemanticBackend:
-    """Runs an ONNX semantic model written by :func:`rtseg.models.semantic_export.export_semantic_onnx`.
+    """Runs an ONNX semantic model written by :func:`rtseg.exporters.semantic_onnx.export_semantic_onnx`.
 
     The :class:`SemanticInfo` comes from the model's ``rtseg_semantic`` metadata entry.
     """
@@ -75,7 +75,7 @@ class OrtSemanticBackend:
         meta = self._session.get_modelmeta().custom_metadata_map
         if ONNX_METADATA_KEY not in meta:
             raise ModelError(f"{path} carries no {ONNX_METADATA_KEY!r} metadata (class names, input contract); "
-                             "export it with rtseg.models.semantic_export.export_semantic_onnx")
+                             "export it with rtseg.exporters.semantic_onnx.export_semantic_onnx")
         try:
             info = SemanticInfo.from_json(meta[ONNX_METADATA_KEY])
         except (KeyError, ValueError, TypeError) as exc:
@@ -126,7 +126,7 @@ def load_semantic_backend(path: str | Path, *, device: str = "cpu", half: bool =
             raise ModelError(f"model file not found: {source}")
         if importlib.util.find_spec("tensorrt") is None:
             raise BackendUnavailable("the engine backend needs tensorrt: pip install tensorrt (NVIDIA GPU only)")
-        from rtseg.backends.tensorrt_backend import TensorRTSemanticBackend
+        from rtseg.backends.trt_backend import TensorRTSemanticBackend
 
         return TensorRTSemanticBackend(source, device=device, half=half)
     return TorchSemanticBackend.load(source, device=device, half=half)

@@ -48,7 +48,7 @@ class TorchBackend:
     inputs NHWC, the layout cuDNN's tensor-core convolutions work in.
     """
 
-    computes_with_torch = True  # on a CPU it needs PyTorch's intra-op threads (see rtseg.pipeline)
+    computes_with_torch = True  # on a CPU it needs PyTorch's intra-op threads (see rtseg.pipeline.core)
 
     def __init__(self, weights: str, *, device: str = "cpu", half: bool = False,
                  channels_last: bool | None = None) -> None:

@@ -3,7 +3,7 @@
 The stage mirrors :class:`rtseg.models.yolo_seg.YoloSegModel`: :meth:`SemanticModel.prepare` letterboxes
 and normalises, :meth:`SemanticModel.infer` calls a :class:`SemanticBackend`, :meth:`SemanticModel.finish`
 maps the logits back to each frame. Model builders, checkpoints and named pretrained weights live in
-:mod:`rtseg.models.semantic_zoo`; the PyTorch and ONNX Runtime backends in
+:mod:`rtseg.models.zoo`; the PyTorch and ONNX Runtime backends in
 :mod:`rtseg.backends.semantic_backend`.
 """
 
@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from rtseg.errors import ConfigError
 from rtseg.postprocess.morphology import clean_labels
-from rtseg.preprocess import Letterbox, Letterboxer, resolve_imgsz, to_input_batch
+from rtseg.preprocess.letterbox import Letterbox, Letterboxer, resolve_imgsz, to_input_batch
 
 QUALITIES = ("fast", "high")
 # Upper bound on float32 elements of one upsampled chunk of classes in "high" quality (2**25 floats = 128 MiB):
@@ -41,7 +41,7 @@ class SemanticInfo:
         imgsz: (height, width) the model was trained or exported at; the default inference size.
         mean_rgb: per-channel mean subtracted from RGB pixels scaled to 0..1.
         std_rgb: per-channel standard deviation the centred RGB pixels are divided by.
-        arch: architecture name, a key of :data:`rtseg.models.semantic_zoo.ARCHS`.
+        arch: architecture name, a key of :data:`rtseg.models.zoo.ARCHS`.
         encoder: backbone name for encoder-decoder architectures (segmentation-models-pytorch), else None.
         stride: inputs are padded to a multiple of this.
         dynamic: the backend accepts any input size that is a multiple of ``stride``; False for an ONNX file

@@ -12,12 +12,12 @@ import torch
 from numpy.typing import NDArray
 
 from rtseg.backends.base import Backend
-from rtseg.device_frames import FrameUploader, letterbox_on_device
 from rtseg.errors import ConfigError
 from rtseg.postprocess.masks import box_local_masks
 from rtseg.postprocess.morphology import clean_mask
 from rtseg.postprocess.nms import boxes_to_frame, select_end2end, select_nms
-from rtseg.preprocess import Letterbox, Letterboxer, resolve_imgsz, to_input_batch
+from rtseg.preprocess.device import FrameUploader, letterbox_on_device
+from rtseg.preprocess.letterbox import Letterbox, Letterboxer, resolve_imgsz, to_input_batch
 from rtseg.types import FrameResult, InstanceMasks
 
 
@@ -25,7 +25,7 @@ from rtseg.types import FrameResult, InstanceMasks
 class Prepared:
     """A network-ready batch and where each frame sits in it.
 
-    On the device frame path (:mod:`rtseg.device_frames`) ``batch`` is a tensor on the model's device and
+    On the device frame path (:mod:`rtseg.preprocess.device`) ``batch`` is a tensor on the model's device and
     ``frames`` holds each uploaded (H, W, 3) BGR uint8 frame, kept there for the overlay.
     """
 
@@ -56,7 +56,7 @@ class YoloSegModel:
         open_px, close_px, min_area: morphological clean-up of each instance mask (inside its box); see
             :func:`rtseg.postprocess.morphology.clean_mask`. Instances whose mask vanishes are dropped.
         frames_on_device: upload each frame once, letterbox it and keep its masks on the backend's device
-            (:mod:`rtseg.device_frames`). None: when the backend runs on CUDA.
+            (:mod:`rtseg.preprocess.device`). None: when the backend runs on CUDA.
     """
 
     def __init__(self, backend: Backend, *, imgsz: int | Sequence[int] | None = None, conf: float = 0.25,

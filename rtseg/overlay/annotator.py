@@ -71,7 +71,7 @@ class Annotator:
     def draw(self, image: NDArray[np.uint8], result: FrameResult, *, fps: float | None = None,
              inplace: bool = False, masks: bool = True) -> NDArray[np.uint8]:
         """Return the annotated frame (a copy unless ``inplace``); ``masks=False`` when the instance masks
-        are already blended in (:func:`rtseg.device_frames.blend_masks_on_device`)."""
+        are already blended in (:func:`rtseg.preprocess.device.blend_masks_on_device`)."""
         out = image if inplace else image.copy()
         h, w = out.shape[:2]
         thickness = max(1, round((h + w) / 900))
@@ -108,7 +108,7 @@ class Annotator:
 
     def _blend_lut(self, colour: tuple[int, int, int]) -> NDArray[np.uint8]:
         """cv2.LUT table of ``pixel * (1 - alpha) + colour * alpha`` per channel, in float32 and truncated, as
-        :func:`rtseg.device_frames.blend_masks_on_device` computes it on the device."""
+        :func:`rtseg.preprocess.device.blend_masks_on_device` computes it on the device."""
         lut = self._blend_luts.get(colour)
         if lut is None:
             levels = np.arange(256, dtype=np.float32)[:, None]

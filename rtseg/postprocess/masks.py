@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from rtseg.preprocess import Letterbox
+from rtseg.preprocess.letterbox import Letterbox
 from rtseg.types import InstanceMasks
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 import torchvision
 
-from rtseg.preprocess import Letterbox
+from rtseg.preprocess.letterbox import Letterbox
 
 MAX_WH = 7680  # per-class box offset so one NMS call keeps classes apart (as Ultralytics)
 MAX_NMS = 30000  # candidates kept before NMS

@@ -1,6 +1,6 @@
 """Semantic-segmentation training: random scale-crops, flips, colour jitter, a chosen loss, validation mIoU.
 
-:func:`train_semantic` trains any architecture of :data:`rtseg.models.semantic_zoo.ARCHS` (smp U-Net,
+:func:`train_semantic` trains any architecture of :data:`rtseg.models.zoo.ARCHS` (smp U-Net,
 LinkNet, FPN, PSPNet, DeepLabV3/3+ with a MobileNetV2 encoder by default; torchvision DeepLabV3 /
 LR-ASPP) on a :class:`rtseg.data.datasets.Dataset`. Each epoch is one pass of random crops over the
 training images; the validation images are then segmented whole through
@@ -136,7 +136,7 @@ def evaluate_net(net: torch.nn.Module, info, pairs: Sequence[tuple[NDArray[np.ui
                  imgsz: int, quality: str = "fast") -> tuple[dict, NDArray[np.int64]]:
     """Whole images through rtseg's own semantic stage; metrics of the summed confusion matrix."""
     from rtseg.backends.semantic_backend import TorchSemanticBackend
-    from rtseg.evaluate_semantic import confusion_matrix, semantic_metrics
+    from rtseg.evaluate.semantic import confusion_matrix, semantic_metrics
     from rtseg.models.semantic import SemanticModel
 
     model = SemanticModel(TorchSemanticBackend(net, info), imgsz=imgsz, quality=quality)
@@ -168,7 +168,7 @@ def train_semantic(train: Sequence[tuple[NDArray[np.uint8], NDArray[np.uint8]]],
     """
     from tqdm import tqdm
 
-    from rtseg.models.semantic_zoo import build_semantic, save_semantic
+    from rtseg.models.zoo import build_semantic, save_semantic
 
     if not train:
         raise ConfigError("no training images")
@@ -180,7 +180,7 @@ def train_semantic(train: Sequence[tuple[NDArray[np.uint8], NDArray[np.uint8]]],
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     if init is not None:
-        from rtseg.models.semantic_zoo import load_semantic
+        from rtseg.models.zoo import load_semantic
 
         net, info = load_semantic(init)
         if tuple(info.names) != tuple(names):

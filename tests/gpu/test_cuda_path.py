@@ -14,11 +14,11 @@ if not torch.cuda.is_available():
     pytest.skip("needs a CUDA GPU", allow_module_level=True)
 
 from rtseg.backends.registry import load_backend  # noqa: E402
-from rtseg.device_frames import FrameUploader, letterbox_on_device  # noqa: E402
 from rtseg.models.yolo_seg import YoloSegModel  # noqa: E402
 from rtseg.overlay.annotator import Annotator  # noqa: E402
-from rtseg.pipeline import Pipeline  # noqa: E402
-from rtseg.preprocess import Letterboxer, to_input_batch  # noqa: E402
+from rtseg.pipeline.core import Pipeline  # noqa: E402
+from rtseg.preprocess.device import FrameUploader, letterbox_on_device  # noqa: E402
+from rtseg.preprocess.letterbox import Letterboxer, to_input_batch  # noqa: E402
 from tests.conftest import DATA, YOLO11_WEIGHTS, YOLO26_WEIGHTS  # noqa: E402
 from tests.parity import Comparison, parity_images  # noqa: E402
 from tests.unit.test_pipeline import RecordingSink  # noqa: E402

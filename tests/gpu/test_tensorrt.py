@@ -24,11 +24,11 @@ if not torch.cuda.is_available():
 
 from rtseg.backends.ort_backend import OrtBackend  # noqa: E402
 from rtseg.backends.registry import load_backend, model_task  # noqa: E402
-from rtseg.backends.tensorrt_backend import TensorRTBackend, TensorRTSemanticBackend  # noqa: E402
-from rtseg.engine_meta import read_engine, read_engine_meta, write_engine  # noqa: E402
+from rtseg.backends.trt_backend import TensorRTBackend, TensorRTSemanticBackend  # noqa: E402
+from rtseg.backends.trt_meta import read_engine, read_engine_meta, write_engine  # noqa: E402
 from rtseg.errors import ModelError  # noqa: E402
-from rtseg.export import export, export_onnx  # noqa: E402
-from rtseg.export_engine import export_engine  # noqa: E402
+from rtseg.exporters.engine import export_engine  # noqa: E402
+from rtseg.exporters.onnx import export, export_onnx  # noqa: E402
 from rtseg.models.yolo_seg import YoloSegModel  # noqa: E402
 from tests.conftest import YOLO11_WEIGHTS, YOLO26_WEIGHTS  # noqa: E402
 from tests.parity import Comparison  # noqa: E402
@@ -147,7 +147,7 @@ def test_int8_engine_calibrates_once(work: Path, caplog: pytest.LogCaptureFixtur
     export_engine(str(YOLO11_WEIGHTS), out=out, imgsz=IMGSZ, int8=True, calib=calib, progress=False)
     (cache,) = work.glob("y11_int8.*.calib")
     stamp = cache.stat().st_mtime_ns
-    with caplog.at_level("INFO", logger="rtseg.export_engine"):
+    with caplog.at_level("INFO", logger="rtseg.exporters.engine"):
         export_engine(str(YOLO11_WEIGHTS), out=out, imgsz=IMGSZ, int8=True, calib=calib, progress=False)
     assert any("reusing" in r.getMessage() for r in caplog.records) and cache.stat().st_mtime_ns == stamp
     meta = read_engine_meta(out)
@@ -159,9 +159,9 @@ def test_int8_engine_calibrates_once(work: Path, caplog: pytest.LogCaptureFixtur
 
 def test_semantic_engine_matches_onnxruntime(work: Path) -> None:
     from rtseg.backends.semantic_backend import OrtSemanticBackend
+    from rtseg.exporters.semantic_onnx import export_semantic_onnx
     from rtseg.models.semantic import SemanticModel
-    from rtseg.models.semantic_export import export_semantic_onnx
-    from rtseg.models.semantic_zoo import build_semantic, save_semantic
+    from rtseg.models.zoo import build_semantic, save_semantic
 
     net, info = build_semantic("Unet", num_classes=5, imgsz=128)
     ckpt = save_semantic(work / "unet.pt", net, info)

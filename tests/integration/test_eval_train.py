@@ -20,7 +20,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from rtseg.data.datasets import load_dataset
-from rtseg.models.semantic_zoo import build_semantic, save_semantic
+from rtseg.models.zoo import build_semantic, save_semantic
 from tests.conftest import DATA, YOLO11_WEIGHTS, YOLO26_WEIGHTS, run_cli
 
 NAMES = ("background", "red", "green")

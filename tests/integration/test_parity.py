@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rtseg.backends.registry import load_backend
-from rtseg.export import export_onnx
+from rtseg.exporters.onnx import export_onnx
 from rtseg.models.yolo_seg import YoloSegModel
 from tests.conftest import DATA, YOLO11_WEIGHTS, YOLO26_WEIGHTS
 from tests.parity import Comparison, parity_images

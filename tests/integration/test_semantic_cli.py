@@ -12,8 +12,8 @@ import torch
 from pycocotools import mask as mask_utils
 
 from rtseg.backends.registry import load_backend
-from rtseg.models.semantic_zoo import build_semantic, save_semantic
 from rtseg.models.yolo_seg import YoloSegModel
+from rtseg.models.zoo import build_semantic, save_semantic
 from tests.conftest import YOLO11_WEIGHTS, count_frames, run_cli
 
 SIZE_WH = (640, 480)

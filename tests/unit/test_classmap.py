@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from rtseg.classmap import RemappedSemantic, load_class_file
 from rtseg.errors import ConfigError
+from rtseg.models.classmap import RemappedSemantic, load_class_file
 from rtseg.overlay.annotator import Annotator
 from tests.unit.test_tiling import ColourBackend
 from tests.unit.test_types import make_result

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from rtseg.device_frames import FrameUploader, blend_masks_on_device, letterbox_on_device, resize_like_opencv
 from rtseg.models.yolo_seg import YoloSegModel
 from rtseg.overlay.annotator import Annotator
-from rtseg.pipeline import Pipeline
-from rtseg.preprocess import Letterboxer, to_input_batch
+from rtseg.overlay.device import blend_masks_on_device
+from rtseg.pipeline.core import Pipeline
+from rtseg.preprocess.device import FrameUploader, letterbox_on_device, resize_like_opencv
+from rtseg.preprocess.letterbox import Letterboxer, to_input_batch
 from rtseg.tracking import Tracker
 from rtseg.types import FrameResult, InstanceMasks
 from tests.unit.test_pipeline import RecordingSink, StubBackend

@@ -1,4 +1,4 @@
-"""COCO mAP of rtseg.evaluate_instance against pycocotools' COCOeval on synthetic scenes."""
+"""COCO mAP of rtseg.evaluate.instance against pycocotools' COCOeval on synthetic scenes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from rtseg.evaluate_instance import ImageInstances, box_iou, coco_map
+from rtseg.evaluate.instance import ImageInstances, box_iou, coco_map
 
 CLASSES = (0, 3, 7)
 TOL = 1e-3

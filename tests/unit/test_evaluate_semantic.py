@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from rtseg.evaluate_semantic import confusion_matrix, semantic_metrics
+from rtseg.evaluate.semantic import confusion_matrix, semantic_metrics
 
 
 def reference(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore: int | None) -> dict:

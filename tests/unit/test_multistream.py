@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from rtseg.models.tiling import TiledYoloSeg
 from rtseg.models.yolo_seg import YoloSegModel
 from rtseg.overlay.annotator import Annotator
-from rtseg.pipeline import Pipeline, Stream
-from rtseg.tiling import TiledYoloSeg
+from rtseg.pipeline.core import Pipeline, Stream
 from rtseg.tracking import Tracker
 from tests.unit.test_pipeline import ListSource, StubBackend, StubSemantic
 from tests.unit.test_tracking import BlobBackend

@@ -13,7 +13,7 @@ from rtseg.backends.base import ModelInfo
 from rtseg.errors import SinkError
 from rtseg.models.yolo_seg import YoloSegModel
 from rtseg.overlay.annotator import Annotator
-from rtseg.pipeline import Pipeline
+from rtseg.pipeline.core import Pipeline
 from rtseg.sinks.base import NullSink
 
 

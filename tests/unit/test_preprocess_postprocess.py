@@ -10,7 +10,7 @@ from pycocotools import mask as mask_utils
 from rtseg.postprocess.masks import box_local_masks
 from rtseg.postprocess.nms import boxes_to_frame, select_end2end, select_nms
 from rtseg.postprocess.rle import encode_crop
-from rtseg.preprocess import apply_letterbox, plan_letterbox, to_input_batch
+from rtseg.preprocess.letterbox import apply_letterbox, plan_letterbox, to_input_batch
 
 SHAPES = [(720, 1280), (1080, 1920), (480, 640), (333, 500), (640, 427), (101, 977), (2160, 3840)]
 

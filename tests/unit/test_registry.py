@@ -5,7 +5,7 @@ import pytest
 from rtseg.backends.base import ModelInfo
 from rtseg.backends.registry import FORMATS, check_device, format_for, load_backend
 from rtseg.errors import ConfigError, ModelError
-from rtseg.export import export
+from rtseg.exporters.onnx import export
 
 
 @pytest.mark.parametrize(("name", "fmt"), [("a.pt", "torch"), ("b.YAML", "torch"), ("c.onnx", "onnx"),

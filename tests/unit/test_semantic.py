@@ -20,10 +20,10 @@ from torch import nn
 
 from rtseg.backends.semantic_backend import OrtSemanticBackend, TorchSemanticBackend, load_semantic_backend
 from rtseg.errors import ConfigError, ModelError
+from rtseg.exporters.semantic_onnx import export_semantic_onnx
 from rtseg.models import semantic as semantic_mod
 from rtseg.models.semantic import SemanticInfo, SemanticModel
-from rtseg.models.semantic_export import export_semantic_onnx
-from rtseg.models.semantic_zoo import (
+from rtseg.models.zoo import (
     ARCHS,
     LogitsNet,
     build_semantic,

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from rtseg.backends.registry import BACKEND_NAMES, FORMATS, format_for, load_backend, model_task
-from rtseg.engine_meta import (
+from rtseg.backends.trt_meta import (
     EngineMeta,
     check_compatible,
     engine_name,
@@ -233,8 +233,8 @@ def test_near_misses_only_warn(caplog, trt, gpu, warning) -> None:
 
 def test_registry_knows_engines(tmp_path) -> None:
     fmt = format_for("models/M.ENGINE")
-    assert fmt is FORMATS["engine"] and fmt.backend == "rtseg.backends.tensorrt_backend:TensorRTBackend"
-    assert fmt.requires == ("tensorrt", "tensorrt") and fmt.exporter == "rtseg.export_engine:export_engine"
+    assert fmt is FORMATS["engine"] and fmt.backend == "rtseg.backends.trt_backend:TensorRTBackend"
+    assert fmt.requires == ("tensorrt", "tensorrt") and fmt.exporter == "rtseg.exporters.engine:export_engine"
     assert BACKEND_NAMES["tensorrt"] == BACKEND_NAMES["trt"] == BACKEND_NAMES["engine"] == "engine"
     with pytest.raises(ConfigError, match="cannot run m.pt.*export it first: rtseg export m.pt --format engine"):
         load_backend("m.pt", backend="trt")
@@ -257,7 +257,7 @@ def test_engine_backend_without_tensorrt_is_one_line(tmp_path, monkeypatch) -> N
 
 
 def test_tensorrt_backend_errors_without_tensorrt_or_cuda(tmp_path, monkeypatch) -> None:
-    from rtseg.backends.tensorrt_backend import TensorRTBackend, TensorRTSemanticBackend, _cuda_device
+    from rtseg.backends.trt_backend import TensorRTBackend, TensorRTSemanticBackend, _cuda_device
 
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt raises ImportError
     seg = write_engine(tmp_path / "i.engine", seg_meta(), ENGINE)
@@ -281,7 +281,7 @@ def test_tensorrt_backend_errors_without_tensorrt_or_cuda(tmp_path, monkeypatch)
 
 
 def test_cuda_graph_switch(monkeypatch) -> None:
-    from rtseg.backends.tensorrt_backend import cuda_graph_default
+    from rtseg.backends.trt_backend import cuda_graph_default
 
     monkeypatch.delenv("RTSEG_TRT_CUDA_GRAPH", raising=False)
     assert not cuda_graph_default()
@@ -293,7 +293,7 @@ def test_cuda_graph_switch(monkeypatch) -> None:
 
 
 def test_export_engine_needs_cuda_then_tensorrt(monkeypatch) -> None:
-    from rtseg.export_engine import export_engine
+    from rtseg.exporters.engine import export_engine
 
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     with pytest.raises(BackendUnavailable, match="needs an NVIDIA GPU") as err:
@@ -307,7 +307,7 @@ def test_export_engine_needs_cuda_then_tensorrt(monkeypatch) -> None:
 
 
 def test_export_engine_option_errors(tmp_path) -> None:
-    from rtseg.export_engine import export_engine
+    from rtseg.exporters.engine import export_engine
 
     (tmp_path / "empty").mkdir()
     cases = [
@@ -327,20 +327,20 @@ def test_export_engine_option_errors(tmp_path) -> None:
 
 
 def test_export_dispatches_engines_of_both_tasks_to_the_engine_exporter(monkeypatch) -> None:
-    import rtseg.export
-    import rtseg.export_engine
+    import rtseg.exporters.engine
+    import rtseg.exporters.onnx
 
     calls = []
-    monkeypatch.setattr(rtseg.export_engine, "export_engine", lambda w, **kw: calls.append((w, kw)) or "built")
-    monkeypatch.setattr(rtseg.export, "model_task", lambda w: "semantic")
-    assert rtseg.export.export("deeplab.pt", "engine", half=True, batch=2) == "built"
+    monkeypatch.setattr(rtseg.exporters.engine, "export_engine", lambda w, **kw: calls.append((w, kw)) or "built")
+    monkeypatch.setattr(rtseg.exporters.onnx, "model_task", lambda w: "semantic")
+    assert rtseg.exporters.onnx.export("deeplab.pt", "engine", half=True, batch=2) == "built"
     assert calls == [("deeplab.pt", {"half": True, "batch": 2})]
     with pytest.raises(ConfigError, match="rtseg exports to onnx, engine"):
-        rtseg.export.export("m.pt", "tflite")
+        rtseg.exporters.onnx.export("m.pt", "tflite")
 
 
 def test_export_of_engine_without_cuda_is_one_line() -> None:
-    from rtseg.export import export
+    from rtseg.exporters.onnx import export
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
@@ -363,8 +363,8 @@ def _write_images(folder, sizes) -> list:
 
 
 def test_calibration_images_are_letterboxed_like_frames(tmp_path) -> None:
-    from rtseg.export_engine import CalibrationImages, calibration_files
-    from rtseg.preprocess import apply_letterbox, plan_letterbox, to_input_batch
+    from rtseg.exporters.engine import CalibrationImages, calibration_files
+    from rtseg.preprocess.letterbox import apply_letterbox, plan_letterbox, to_input_batch
 
     paths = _write_images(tmp_path / "calib", [(240, 320), (100, 50), (64, 64), (480, 640), (30, 90)])
     (tmp_path / "calib" / "notes.txt").write_text("not an image")
@@ -386,7 +386,7 @@ def test_calibration_images_are_letterboxed_like_frames(tmp_path) -> None:
 
 
 def test_calibration_skips_unreadable_images(tmp_path, caplog) -> None:
-    from rtseg.export_engine import CalibrationImages
+    from rtseg.exporters.engine import CalibrationImages
 
     good = _write_images(tmp_path, [(32, 32)])
     bad = tmp_path / "broken.jpg"
@@ -400,7 +400,7 @@ def test_calibration_skips_unreadable_images(tmp_path, caplog) -> None:
 
 
 def test_calibration_feed_and_cache(tmp_path) -> None:
-    from rtseg.export_engine import CalibrationFeed, CalibrationImages, calibration_cache_path
+    from rtseg.exporters.engine import CalibrationFeed, CalibrationImages, calibration_cache_path
 
     files = _write_images(tmp_path / "calib", [(40, 40), (50, 60), (20, 20), (70, 30)])
     weights = tmp_path / "w.pt"
@@ -426,7 +426,7 @@ def test_calibration_feed_and_cache(tmp_path) -> None:
 
 
 def test_build_progress_bars() -> None:
-    from rtseg.export_engine import BuildProgress
+    from rtseg.exporters.engine import BuildProgress
 
     out = io.StringIO()
     progress = BuildProgress(file=out)
@@ -507,8 +507,8 @@ def fake_trt(monkeypatch):
     import contextlib
     import types
 
-    import rtseg.backends.tensorrt_backend as tb
-    import rtseg.export_engine as ee
+    import rtseg.backends.trt_backend as tb
+    import rtseg.exporters.engine as ee
 
     state = types.SimpleNamespace(engine=None)
     trt = types.ModuleType("tensorrt")
@@ -555,7 +555,7 @@ def _frames(n: int) -> np.ndarray:
     ((1, 2, 4), None, 6, [(4, 3, 64, 64), (2, 3, 64, 64)]),  # dynamic: 4 + 2, no padding
 ])
 def test_backend_batches_through_the_tensorrt_api(tmp_path, fake_trt, batch, static, n, calls) -> None:
-    from rtseg.backends.tensorrt_backend import TensorRTBackend
+    from rtseg.backends.trt_backend import TensorRTBackend
 
     # protos listed first: the backend picks outputs by rank, not position
     fake_trt.engine = FakeEngine(static, {"output1": (32, 16, 16), "output0": (38, 300)})
@@ -576,7 +576,7 @@ def test_backend_batches_through_the_tensorrt_api(tmp_path, fake_trt, batch, sta
 
 
 def test_semantic_backend_and_cuda_graph_fallback(tmp_path, fake_trt, caplog) -> None:
-    from rtseg.backends.tensorrt_backend import TensorRTSemanticBackend, load_engine_backend
+    from rtseg.backends.trt_backend import TensorRTSemanticBackend, load_engine_backend
 
     fake_trt.engine = FakeEngine(1, {"logits": (3, 64, 64)})
     meta = sem_meta(imgsz=(64, 64), batch=(1, 1, 1), gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0")
@@ -591,7 +591,7 @@ def test_semantic_backend_and_cuda_graph_fallback(tmp_path, fake_trt, caplog) ->
 
 
 def test_backend_refuses_foreign_or_unloadable_engines(tmp_path, fake_trt) -> None:
-    from rtseg.backends.tensorrt_backend import TensorRTBackend
+    from rtseg.backends.trt_backend import TensorRTBackend
 
     fake_trt.engine = FakeEngine(1, {"output0": (38, 300), "output1": (32, 16, 16)})
     other_gpu = write_engine(tmp_path / "a.engine", seg_meta(compute_capability="8.6", gpu_name="RTX 3090"), ENGINE)
@@ -613,7 +613,7 @@ def test_backend_refuses_foreign_or_unloadable_engines(tmp_path, fake_trt) -> No
 def fake_builder(fake_trt, monkeypatch):
     import types
 
-    import rtseg.export_engine as ee
+    import rtseg.exporters.engine as ee
 
     trt = sys.modules["tensorrt"]
     log = types.SimpleNamespace(parsed=[], profiles=[], flags=[], pools=[], calibrator=None, phases=[])
@@ -687,7 +687,7 @@ def fake_builder(fake_trt, monkeypatch):
 
 
 def test_build_yolo_engine_fp16_dynamic(tmp_path, fake_builder, monkeypatch) -> None:
-    from rtseg.export_engine import export_engine
+    from rtseg.exporters.engine import export_engine
     from tests.conftest import YOLO11_WEIGHTS
 
     monkeypatch.chdir(tmp_path)
@@ -706,8 +706,8 @@ def test_build_yolo_engine_fp16_dynamic(tmp_path, fake_builder, monkeypatch) -> 
 
 
 def test_build_semantic_engine_int8_static_batch(tmp_path, fake_builder) -> None:
-    from rtseg.export import export
-    from rtseg.models.semantic_zoo import build_semantic, save_semantic
+    from rtseg.exporters.onnx import export
+    from rtseg.models.zoo import build_semantic, save_semantic
 
     net, info = build_semantic("Unet", num_classes=4, imgsz=64)
     ckpt = save_semantic(tmp_path / "unet.pt", net, info)

@@ -8,8 +8,8 @@ import torch
 
 from rtseg.backends.base import ModelInfo
 from rtseg.models.semantic import SemanticInfo, SemanticModel
+from rtseg.models.tiling import TiledSemantic, TiledYoloSeg, plan_tiles
 from rtseg.models.yolo_seg import YoloSegModel
-from rtseg.tiling import TiledSemantic, TiledYoloSeg, plan_tiles
 
 SIZE_HW = (2160, 3840)
 

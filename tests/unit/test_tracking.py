@@ -10,7 +10,7 @@ from rtseg.backends.base import ModelInfo
 from rtseg.errors import ConfigError
 from rtseg.models.yolo_seg import YoloSegModel
 from rtseg.overlay.annotator import Annotator
-from rtseg.pipeline import Pipeline
+from rtseg.pipeline.core import Pipeline
 from rtseg.sinks.base import NullSink
 from rtseg.tracking import Tracker
 from rtseg.types import FrameResult, InstanceMasks
@@ -95,7 +95,7 @@ def test_unknown_tracker() -> None:
 
 def test_track_stays_continuous_across_tile_seams() -> None:
     """A square moving through the overlap of two tiles is merged into one detection and keeps one id."""
-    from rtseg.tiling import TiledYoloSeg
+    from rtseg.models.tiling import TiledYoloSeg
     from tests.unit.test_tiling import SquaresBackend
 
     class Crossing(MovingSquare):

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from rtseg.data.convert import IGNORE
 from rtseg.errors import ConfigError
-from rtseg.models.semantic_zoo import build_semantic, load_semantic, save_semantic
+from rtseg.models.zoo import build_semantic, load_semantic, save_semantic
 from rtseg.train.semantic import Augment, parse_loss, plot_history, train_semantic
 
 

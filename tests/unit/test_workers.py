@@ -9,10 +9,10 @@ import time
 import pytest
 import torch
 
-from rtseg.flow import InOrder
 from rtseg.models.yolo_seg import YoloSegModel
 from rtseg.overlay.annotator import Annotator
-from rtseg.pipeline import Pipeline, Stream
+from rtseg.pipeline.core import Pipeline, Stream
+from rtseg.pipeline.flow import InOrder
 from rtseg.sinks.base import NullSink
 from tests.unit.test_multistream import SizedSource
 from tests.unit.test_pipeline import ListSource, RecordingSink, StubBackend, StubSemantic
@@ -146,7 +146,7 @@ def test_torch_runs_on_one_thread_during_a_run_unless_a_model_computes_with_torc
 
 
 def test_steady_fps_counts_once_the_pipeline_has_filled() -> None:
-    from rtseg.streams import RunSummary
+    from rtseg.pipeline.streams import RunSummary
 
     # 40 frames: the first 10 (a quarter) left in a burst at 1.0 s, then one every 0.1 s
     out = [1.0] * 10 + [1.0 + 0.1 * i for i in range(1, 31)]

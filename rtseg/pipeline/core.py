@@ -27,15 +27,15 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from rtseg.device_frames import overlay_on_device
-from rtseg.flow import InOrder, StageThread, cpu_ms_per_frame, percentiles
 from rtseg.models.semantic import SemanticModel
+from rtseg.models.tiling import TiledSemantic, TiledYoloSeg
 from rtseg.models.yolo_seg import Prepared, YoloSegModel
 from rtseg.overlay.annotator import Annotator
+from rtseg.overlay.device import overlay_on_device
+from rtseg.pipeline.flow import InOrder, StageThread, cpu_ms_per_frame, percentiles
+from rtseg.pipeline.streams import Lane, RunSummary, Stream, StreamSummary
 from rtseg.sinks.base import Sink, StopRequested
 from rtseg.sources.base import Source
-from rtseg.streams import Lane, RunSummary, Stream, StreamSummary
-from rtseg.tiling import TiledSemantic, TiledYoloSeg
 from rtseg.tracking import Tracker
 from rtseg.types import STAGES, Frame, FrameResult
 

@@ -114,7 +114,7 @@ def export(weights: str, fmt: str, **kwargs: object) -> Path:
     """Export ``weights`` to ``fmt`` (a key of :data:`rtseg.backends.registry.FORMATS` with an exporter).
 
     Semantic models (rtseg checkpoints, YOLO ``-sem``, torchvision names) go to ONNX through
-    :func:`rtseg.models.semantic_export.export_semantic_onnx`; other formats' exporters (TensorRT engines)
+    :func:`rtseg.exporters.semantic_onnx.export_semantic_onnx`; other formats' exporters (TensorRT engines)
     handle both tasks themselves.
     """
     spec = FORMATS.get(fmt)
@@ -122,7 +122,7 @@ def export(weights: str, fmt: str, **kwargs: object) -> Path:
         choices = ", ".join(name for name, f in FORMATS.items() if f.exporter)
         raise ConfigError(f"--format {fmt!r}: rtseg exports to {choices}")
     if fmt == "onnx" and model_task(weights) == "semantic":
-        from rtseg.models.semantic_export import export_semantic_onnx
+        from rtseg.exporters.semantic_onnx import export_semantic_onnx
 
         return export_semantic_onnx(weights, **kwargs)  # type: ignore[arg-type]
     return _import(spec.exporter)(weights, **kwargs)  # type: ignore[operator]

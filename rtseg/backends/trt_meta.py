@@ -1,7 +1,7 @@
 """TensorRT engine files: naming, the metadata they carry, optimisation-profile shapes, compatibility checks.
 
 Pure Python (no TensorRT, no CUDA), so everything here is tested on any machine; building lives in
-:mod:`rtseg.export_engine` and running in :mod:`rtseg.backends.tensorrt_backend`.
+:mod:`rtseg.exporters.engine` and running in :mod:`rtseg.backends.trt_backend`.
 
 File layout (the one Ultralytics uses for its ``.engine`` files, so either tool can strip the header):
 
@@ -21,7 +21,7 @@ Compatibility (:func:`check_compatible`): a serialized engine runs only on the G
 capability) and the TensorRT release it was built with. rtseg refuses an engine whose TensorRT major.minor
 or compute capability differs, with the command that rebuilds it. A different TensorRT patch release
 (10.3.0 vs 10.3.1) is let through to TensorRT, which either loads the engine or refuses it (then
-:class:`~rtseg.backends.tensorrt_backend.TensorRTBackend` reports the same rebuild hint); a different GPU
+:class:`~rtseg.backends.trt_backend.TensorRTBackend` reports the same rebuild hint); a different GPU
 model of the same compute capability only logs a warning (it runs, but was tuned for the other card).
 """
 

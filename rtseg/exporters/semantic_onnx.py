@@ -28,7 +28,7 @@ def export_semantic_onnx(checkpoint: str | Path, *, out: str | Path | None = Non
     """Export a semantic checkpoint (or pretrained name) to ONNX for :class:`OrtSemanticBackend`.
 
     Args:
-        checkpoint: anything :func:`rtseg.models.semantic_zoo.load_semantic` reads.
+        checkpoint: anything :func:`rtseg.models.zoo.load_semantic` reads.
         out: output path; default: beside the checkpoint (or in the current folder for a pretrained name),
             with the ``.onnx`` suffix.
         imgsz: trace size, and the fixed input size when ``dynamic`` is False; default: the model's own,
@@ -44,7 +44,7 @@ def export_semantic_onnx(checkpoint: str | Path, *, out: str | Path | None = Non
     """
     import onnx
 
-    from rtseg.models.semantic_zoo import load_semantic
+    from rtseg.models.zoo import load_semantic
 
     if opset < 17:
         raise ConfigError(f"opset {opset}: semantic export needs opset 17 or newer")

@@ -1,11 +1,11 @@
 """``rtseg eval``: run a model over a labelled data set and measure it.
 
 * **Semantic models**: every image goes through :class:`rtseg.models.semantic.SemanticModel` (as in
-  ``rtseg run``); one confusion matrix is summed over the set and :func:`rtseg.evaluate_semantic.semantic_metrics`
+  ``rtseg run``); one confusion matrix is summed over the set and :func:`rtseg.evaluate.semantic.semantic_metrics`
   gives pixel accuracy, mean pixel accuracy, per-class IoU / Dice (F1) / precision / recall and their means.
 * **Instance models**: every image goes through :class:`rtseg.models.yolo_seg.YoloSegModel` at a low
   confidence (0.001, as COCO evaluation expects); box and mask mAP@0.5 and mAP@0.5:0.95 follow the COCO
-  definition (:func:`rtseg.evaluate_instance.coco_map`, equal to pycocotools' within 1e-3, tested). The
+  definition (:func:`rtseg.evaluate.instance.coco_map`, equal to pycocotools' within 1e-3, tested). The
   confusion matrix matches detections at ``conf`` >= 0.25 to ground truth at mask IoU >= 0.5, with a
   "background" row (missed objects) and column (false detections).
 
@@ -61,7 +61,7 @@ def _name_map(model_names: tuple[str, ...], data_names: tuple[str, ...], what: s
 
 
 def evaluate_semantic_model(model, data: Dataset, progress: Callable | None = None) -> EvalReport:  # noqa: ANN001
-    from rtseg.evaluate_semantic import confusion_matrix, semantic_metrics
+    from rtseg.evaluate.semantic import confusion_matrix, semantic_metrics
 
     names = tuple(model.names)
     mapping = _name_map(names, data.semantic_names, "semantic")
@@ -88,7 +88,7 @@ def evaluate_semantic_model(model, data: Dataset, progress: Callable | None = No
 def _gt_instances(data: Dataset, i: int, to_model: dict[int, int]):  # noqa: ANN202
     from pycocotools import mask as mask_utils
 
-    from rtseg.evaluate_instance import ImageInstances
+    from rtseg.evaluate.instance import ImageInstances
 
     objects = data.instances(i)
     crowd = data.crowd(i)
@@ -101,7 +101,7 @@ def _gt_instances(data: Dataset, i: int, to_model: dict[int, int]):  # noqa: ANN
 
 
 def _pred_instances(result, i: int):  # noqa: ANN001, ANN202
-    from rtseg.evaluate_instance import ImageInstances
+    from rtseg.evaluate.instance import ImageInstances
     from rtseg.postprocess.rle import encode_crop
 
     h, w = result.image_hw
@@ -134,7 +134,7 @@ def _confusion_update(conf: NDArray[np.int64], gt, pred, background: int) -> Non
 
 
 def evaluate_instance_model(model, data: Dataset, progress: Callable | None = None) -> EvalReport:  # noqa: ANN001
-    from rtseg.evaluate_instance import coco_map
+    from rtseg.evaluate.instance import coco_map
 
     names = tuple(model.names)
     to_model = _name_map(names, data.names, "instance")

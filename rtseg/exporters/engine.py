@@ -1,9 +1,9 @@
 """Build TensorRT engines (``rtseg export WEIGHTS --format engine``) for YOLO-seg and semantic models.
 
-The weights go to ONNX first, through rtseg's own exporters (:func:`rtseg.export.export_onnx`,
-:func:`rtseg.models.semantic_export.export_semantic_onnx`), and TensorRT (10 or newer, Python API) builds the
+The weights go to ONNX first, through rtseg's own exporters (:func:`rtseg.exporters.onnx.export_onnx`,
+:func:`rtseg.exporters.semantic_onnx.export_semantic_onnx`), and TensorRT (10 or newer, Python API) builds the
 ONNX into an engine for the GPU of this machine. The engine file carries rtseg's metadata (class names, input
-size, precision, batch range, TensorRT version, GPU): see :mod:`rtseg.engine_meta`.
+size, precision, batch range, TensorRT version, GPU): see :mod:`rtseg.backends.trt_meta`.
 
 An engine has a fixed input size (frames are letterboxed to it) and a fixed or dynamic batch. FP16 lets
 TensorRT pick half-precision kernels; INT8 also calibrates activation ranges on a folder of images,
@@ -20,7 +20,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from rtseg.engine_calib import (  # noqa: F401 - re-exported: the build's INT8 pieces
+from rtseg.backends.trt_meta import EngineMeta, engine_name, profile_shapes, write_engine
+from rtseg.errors import BackendUnavailable, ConfigError, ModelError
+from rtseg.exporters.calibration import (  # noqa: F401 - re-exported: the build's INT8 pieces
     CALIB_LIMIT,
     IMAGE_SUFFIXES,
     CalibrationFeed,
@@ -29,8 +31,6 @@ from rtseg.engine_calib import (  # noqa: F401 - re-exported: the build's INT8 p
     calibration_files,
     trt_calibrator,
 )
-from rtseg.engine_meta import EngineMeta, engine_name, profile_shapes, write_engine
-from rtseg.errors import BackendUnavailable, ConfigError, ModelError
 
 LOGGER = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ def _export_onnx(weights: str, task: str, target: Path, imgsz: int | None, batch
 
     if task == "semantic":
         from rtseg.backends.semantic_backend import ONNX_METADATA_KEY
-        from rtseg.models.semantic_export import export_semantic_onnx
+        from rtseg.exporters.semantic_onnx import export_semantic_onnx
 
         path = export_semantic_onnx(weights, out=target, imgsz=imgsz, dynamic=dynamic_onnx)
         name, dims, meta = _onnx_input(path)
@@ -206,7 +206,7 @@ def _export_onnx(weights: str, task: str, target: Path, imgsz: int | None, batch
                   "stride": int(sem.get("stride", 32)), "end2end": False, "semantic": sem}
     else:
         from rtseg.backends.base import ModelInfo
-        from rtseg.export import export_onnx
+        from rtseg.exporters.onnx import export_onnx
 
         path = export_onnx(weights, out=target, imgsz=imgsz, dynamic=dynamic_onnx,
                            **({} if dynamic_onnx else {"batch": batch}))
@@ -229,7 +229,7 @@ def export_engine(weights: str, *, out: str | Path | None = None, imgsz: int | N
         weights: YOLO-seg ``.pt`` (or ``.yaml``), or anything the semantic exporter reads (rtseg semantic
             checkpoint, YOLO26-sem, pretrained name).
         out: the ``.engine`` file; default: ``engines/<name>`` under the current folder, named by
-            :func:`rtseg.engine_meta.engine_name` (e.g. ``engines/yolo11n-seg_640_fp16_b1.engine``).
+            :func:`rtseg.backends.trt_meta.engine_name` (e.g. ``engines/yolo11n-seg_640_fp16_b1.engine``).
         imgsz: input size; default: the model's own. The engine's input size is fixed.
         half: allow FP16 kernels.
         int8: allow INT8 kernels (and FP16), calibrated on the images in ``calib``.

@@ -1,8 +1,8 @@
-"""TensorRT backends for engines built by ``rtseg export WEIGHTS --format engine`` (:mod:`rtseg.export_engine`).
+"""TensorRT backends for engines built by ``rtseg export WEIGHTS --format engine`` (:mod:`rtseg.exporters.engine`).
 
 :class:`TensorRTBackend` runs YOLO-seg engines (the :class:`~rtseg.backends.base.Backend` protocol: raw head
 outputs), :class:`TensorRTSemanticBackend` semantic ones (the :class:`~rtseg.models.semantic.SemanticBackend`
-protocol: logits). Both read the engine's metadata (:mod:`rtseg.engine_meta`), refuse an engine built for
+protocol: logits). Both read the engine's metadata (:mod:`rtseg.backends.trt_meta`), refuse an engine built for
 another GPU architecture or TensorRT release with the command that rebuilds it, and run on PyTorch's CUDA
 memory and current stream (TensorRT 10 ``set_tensor_address`` / ``execute_async_v3``; no pycuda), so their
 outputs are torch CUDA tensors like the PyTorch backend's.
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from rtseg.engine_meta import EngineMeta, check_compatible, plan_batches, read_engine, rebuild_command
+from rtseg.backends.trt_meta import EngineMeta, check_compatible, plan_batches, read_engine, rebuild_command
 from rtseg.errors import BackendUnavailable, ConfigError, ModelError
 
 LOGGER = logging.getLogger(__name__)
@@ -60,14 +60,14 @@ class EngineRunner:
 
     Args:
         path: the ``.engine`` file.
-        meta, blob: its metadata and serialized engine (from :func:`rtseg.engine_meta.read_engine`).
+        meta, blob: its metadata and serialized engine (from :func:`rtseg.backends.trt_meta.read_engine`).
         device: ``cuda`` or ``cuda:N``.
         cuda_graph: capture a static engine's call as a CUDA graph (see the module docstring).
     """
 
     def __init__(self, path: str, meta: EngineMeta, blob: bytes, *, device: str = "cuda",
                  cuda_graph: bool | None = None) -> None:
-        from rtseg.export_engine import gpu_identity, import_tensorrt, trt_logger
+        from rtseg.exporters.engine import gpu_identity, import_tensorrt, trt_logger
 
         trt = import_tensorrt()
         self.device = _cuda_device(device)
@@ -238,7 +238,7 @@ class TensorRTSemanticBackend:
 
 def load_engine_backend(path: str | Path, *, device: str = "cuda", half: bool = False):  # noqa: ANN201
     """The backend an engine's metadata calls for: :class:`TensorRTBackend` or :class:`TensorRTSemanticBackend`."""
-    from rtseg.engine_meta import read_engine_meta
+    from rtseg.backends.trt_meta import read_engine_meta
 
     cls = TensorRTSemanticBackend if read_engine_meta(path).task == "semantic" else TensorRTBackend
     return cls(str(path), device=device, half=half)

@@ -23,10 +23,10 @@ from typing import Annotated, Optional  # noqa: E402
 import typer  # noqa: E402
 
 from rtseg import DEFAULT_MODEL, __version__  # noqa: E402
-from rtseg.cli_common import fail as _fail  # noqa: E402
-from rtseg.cli_common import setup_logging as _setup_logging  # noqa: E402
+from rtseg.pipeline.loading import RunOptions, load_models  # noqa: E402
+from rtseg.cli.common import fail as _fail  # noqa: E402
+from rtseg.cli.common import setup_logging as _setup_logging  # noqa: E402
 from rtseg.errors import ConfigError, RtsegError  # noqa: E402
-from rtseg.runner import RunOptions, load_models  # noqa: E402
 
 app = typer.Typer(
     name="rtseg",
@@ -215,7 +215,7 @@ def run(
 def _run(sources: list[str], opts: RunOptions) -> int:
     from rtseg.backends.registry import check_device
     from rtseg.overlay.annotator import Annotator
-    from rtseg.pipeline import Pipeline, Stream
+    from rtseg.pipeline.core import Pipeline, Stream
     from rtseg.sinks import ImageFolderSink, JsonlSink, LabelMapSink, VideoFileSink, WindowSink, check_writable
     from rtseg.sinks.video import auto_preset, check_preset
     from rtseg.sources import open_source
@@ -350,7 +350,7 @@ def export_cmd(
       rtseg export best.pt --format engine --int8 --calib frames/ --dynamic --max-batch 4
     """
     _setup_logging(False)
-    from rtseg.export import export
+    from rtseg.exporters.onnx import export
 
     if format == "engine":
         kwargs = {"dynamic": bool(dynamic), "half": half, "int8": int8, "calib": calib, "batch": batch,
@@ -376,7 +376,7 @@ def demo(
 ) -> None:
     """Build a short clip from sample photos shipped with Ultralytics and segment it (works offline)."""
     _setup_logging(False)
-    from rtseg.demo import build_clip
+    from rtseg.sources.demo import build_clip
 
     try:
         with tempfile.TemporaryDirectory(prefix="rtseg-demo-") as tmp:
@@ -442,7 +442,7 @@ def bench(
     _setup_logging(False)
     import json
 
-    from rtseg.bench import format_table, plot, run_bench
+    from rtseg.bench.core import format_table, plot, run_bench
     from rtseg.sinks import check_writable
 
     try:
@@ -485,7 +485,7 @@ def version() -> None:
                f"opencv {cv2.__version__}")
 
 
-from rtseg.cli_data import register  # noqa: E402
+from rtseg.cli.data import register  # noqa: E402
 
 register(app)  # eval, train, convert
 

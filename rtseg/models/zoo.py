@@ -317,7 +317,7 @@ def _load_file(path: Path) -> tuple[LogitsNet, SemanticInfo]:
         raise ModelError(f"cannot load {path}: not a PyTorch checkpoint ({reason})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(f"{path} is not an rtseg semantic checkpoint (no format={CHECKPOINT_FORMAT!r} entry); "
-                         "write one with rtseg.models.semantic_zoo.save_semantic")
+                         "write one with rtseg.models.zoo.save_semantic")
     try:
         return _rebuild(ckpt, str(path))
     except (KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:

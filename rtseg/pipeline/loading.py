@@ -1,4 +1,4 @@
-"""What ``rtseg run`` is asked to do (:class:`RunOptions`) and the model stages built from it."""
+"""Building the model stages a run asks for: instance and/or semantic model, tiling, class file (:class:`RunOptions`, :func:`load_models`)."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def load_models(opts: RunOptions):  # noqa: ANN201 - (instance stage | None, sem
         seg = YoloSegModel(net, imgsz=opts.imgsz or opts.tile, conf=opts.conf, iou=opts.iou,
                            classes=_parse_classes(opts.classes, net.info.names), **morph)
         if opts.tile:
-            from rtseg.tiling import TiledYoloSeg
+            from rtseg.models.tiling import TiledYoloSeg
 
             seg = TiledYoloSeg(seg, tile=opts.tile, overlap=opts.overlap, full_frame=opts.tile_full,
                                merge=opts.tile_merge)
@@ -103,11 +103,11 @@ def load_models(opts: RunOptions):  # noqa: ANN201 - (instance stage | None, sem
         sem = SemanticModel(load_semantic_backend(semantic_spec, device=device, half=opts.half),
                             imgsz=imgsz or opts.tile, quality=opts.quality, pad=opts.pad, **morph)
         if opts.tile:
-            from rtseg.tiling import TiledSemantic
+            from rtseg.models.tiling import TiledSemantic
 
             sem = TiledSemantic(sem, tile=opts.tile, overlap=opts.overlap)
     if opts.class_file is not None:
-        from rtseg.classmap import RemappedSemantic, load_class_file
+        from rtseg.models.classmap import RemappedSemantic, load_class_file
 
         maps = load_class_file(opts.class_file)
         sem_map = maps.get("semantic") or (maps.get("default") if sem is not None else None)

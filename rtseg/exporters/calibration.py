@@ -65,7 +65,7 @@ class CalibrationImages:
     def _load(self, path: Path) -> NDArray[np.uint8] | None:
         import cv2
 
-        from rtseg.preprocess import apply_letterbox, plan_letterbox
+        from rtseg.preprocess.letterbox import apply_letterbox, plan_letterbox
 
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
@@ -75,7 +75,7 @@ class CalibrationImages:
         return apply_letterbox(image, lb)
 
     def __iter__(self) -> Iterator[NDArray[np.float32]]:
-        from rtseg.preprocess import to_input_batch
+        from rtseg.preprocess.letterbox import to_input_batch
 
         needed = len(self) * self.batch
         pending: list[NDArray[np.uint8]] = []

@@ -6,10 +6,10 @@ For every configuration (backend x imgsz x batch) it measures, on the user's own
   (the backend's ``workers``): the ceiling for that model and configuration. Its rounds alternate with the
   end-to-end runs, so a machine whose speed drifts (a shared VM) skews both alike;
 * end-to-end FPS of the whole pipeline, decode to H.264 encode (median of ``repeats`` runs after a warm-up),
-  counted once the pipeline has filled (:attr:`rtseg.streams.RunSummary.steady_fps`: the rate a long run
+  counted once the pipeline has filled (:attr:`rtseg.pipeline.streams.RunSummary.steady_fps`: the rate a long run
   settles at; ``fps_whole_run`` also counts the time the pipeline takes to fill, ``latency_first_frame_s``),
   with per-stage latency percentiles, queue waits and frame-in to frame-out latency;
-* CPU milliseconds per frame, model-only and end to end by stage (:func:`rtseg.flow.cpu_ms_per_frame`); their
+* CPU milliseconds per frame, model-only and end to end by stage (:func:`rtseg.pipeline.flow.cpu_ms_per_frame`); their
   ratio, ``model_cpu_share``, bounds end-to-end / model-only when the cores set the pace (a CPU backend);
 * with ``live_fps``: the same source played in real time like a camera (oldest frames dropped when the
   pipeline falls behind): the latency a live user sees, and how many frames were dropped;
@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from rtseg.bench_report import format_table, plot
+from rtseg.bench.report import format_table, plot
 from rtseg.errors import ConfigError, SourceError
 from rtseg.types import STAGES
 
@@ -94,7 +94,7 @@ class PacedSource:
 def live_run(make_source, seg, sem, *, frames: int, fps: float, out_dir: Path,  # noqa: ANN001
              preset: str = "superfast") -> dict:
     """Frame-in to frame-out latency when frames arrive in real time at ``fps`` (camera-like)."""
-    from rtseg.pipeline import Pipeline
+    from rtseg.pipeline.core import Pipeline
     from rtseg.sinks import VideoFileSink
 
     source = PacedSource(make_source(), fps)
@@ -232,7 +232,7 @@ def end_to_end(make_source, seg, sem, batch: int, *, frames: int, warmup: int, r
     """The whole pipeline writing H.264, ``repeats`` times after a warm-up run (``before_each`` is called before
     each timed run); the median run's details."""
     from rtseg.overlay.annotator import Annotator
-    from rtseg.pipeline import Pipeline
+    from rtseg.pipeline.core import Pipeline
     from rtseg.sinks import VideoFileSink
 
     annotator = Annotator(seg.names if seg is not None else (), hud=True,

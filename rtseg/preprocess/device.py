@@ -7,24 +7,18 @@ stage has blended the instance masks into it (the masks never leave the device f
 annotated frame then comes back in one download, and only boxes, labels and the HUD are drawn on the CPU.
 
 Every function here is plain PyTorch and runs on any device: on the CPU the tests compare it with the
-OpenCV / NumPy path it replaces (``rtseg.preprocess``, ``rtseg.overlay.annotator``).
+OpenCV / NumPy path it replaces (``rtseg.preprocess.letterbox``, ``rtseg.overlay.annotator``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from rtseg.preprocess import PAD_VALUE, Letterbox
-from rtseg.types import FrameResult
-
-if TYPE_CHECKING:
-    from rtseg.overlay.annotator import Annotator
+from rtseg.preprocess.letterbox import PAD_VALUE, Letterbox
 
 _COEF_SCALE = 2048  # OpenCV's INTER_RESIZE_COEF_SCALE: 11-bit interpolation weights
 
@@ -105,47 +99,11 @@ def resize_like_opencv(image: torch.Tensor, size_hw: tuple[int, int]) -> torch.T
 
 def letterbox_on_device(frame: torch.Tensor, lb: Letterbox) -> torch.Tensor:
     """(H, W, 3) BGR uint8 -> (3, h, w) RGB float32 in [0, 1], resized and padded as planned by ``lb``: the
-    same values as :func:`rtseg.preprocess.apply_letterbox` and :func:`rtseg.preprocess.to_input_batch`."""
+    same values as :func:`rtseg.preprocess.letterbox.apply_letterbox` and
+    :func:`rtseg.preprocess.letterbox.to_input_batch`."""
     if tuple(frame.shape[:2]) != lb.resized_hw:
         frame = resize_like_opencv(frame, lb.resized_hw)
     h, w = lb.resized_hw
     out = torch.full((3, *lb.input_hw), float(PAD_VALUE), dtype=torch.float32, device=frame.device)
     out[:, lb.top : lb.top + h, lb.left : lb.left + w] = frame.permute(2, 0, 1).float()
-    return out.flip(0).mul_(1 / 255)  # as rtseg.preprocess.to_input_batch: the same float32 values
-
-
-def blend_masks_on_device(frame: torch.Tensor, crops: Sequence[torch.Tensor], origins_xy: NDArray[np.int32],
-                          colours: Sequence[tuple[int, int, int]], alpha: float) -> None:
-    """Blend each instance's colour into ``frame`` (H, W, 3) uint8, in place, inside its box-local mask.
-
-    The same arithmetic as the CPU overlay (float32 ``pixel * (1 - alpha) + colour * alpha``, truncated), so
-    both give the same pixels.
-    """
-    if not len(crops):
-        return
-    colours_t = torch.tensor(colours, dtype=torch.float32).to(frame.device)  # one copy for every instance
-    for crop, (x, y), colour in zip(crops, origins_xy, colours_t):
-        if crop.numel() == 0:
-            continue
-        roi = frame[int(y) : int(y) + crop.shape[0], int(x) : int(x) + crop.shape[1]]
-        roi[crop] = (roi[crop].float() * (1.0 - alpha) + colour * alpha).to(torch.uint8)
-
-
-def download(frame: torch.Tensor) -> NDArray[np.uint8]:
-    """The frame back on the CPU as a writable NumPy array (one copy)."""
-    host = frame.cpu()
-    return host.numpy() if frame.device.type != "cpu" else host.numpy().copy()
-
-
-def overlay_on_device(prepared: object, result: FrameResult, annotator: Annotator) -> NDArray[np.uint8] | None:
-    """On the device frame path: blend the masks into the frame where it already is and download it once,
-    for the CPU to draw boxes, labels and the HUD on. None where the CPU must draw everything: no uploaded
-    frame, masks not kept on the device, or semantic colours (they belong under the masks)."""
-    frames = getattr(prepared, "frames", None)
-    masks = result.masks if result.masks is not None and len(result.masks) else None
-    if frames is None or result.semantic is not None or (masks is not None and masks.device_crops is None):
-        return None
-    if masks is not None and annotator.alpha > 0:
-        blend_masks_on_device(frames[0], masks.device_crops, masks.origins_xy,  # type: ignore[arg-type]
-                              annotator.colours(result), annotator.alpha)
-    return download(frames[0])
+    return out.flip(0).mul_(1 / 255)  # as rtseg.preprocess.letterbox.to_input_batch: the same float32 values

@@ -1,6 +1,6 @@
 """``rtseg eval``, ``rtseg train`` and ``rtseg convert``: the commands that work on labelled data sets.
 
-:func:`register` adds them to :data:`rtseg.cli.app`; same conventions: one line on stderr and exit 2 for
+:func:`register` adds them to :data:`rtseg.cli.app.app`; same conventions: one line on stderr and exit 2 for
 any :class:`~rtseg.errors.RtsegError`.
 """
 
@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from rtseg.cli_common import fail, setup_logging
+from rtseg.cli.common import fail, setup_logging
 from rtseg.errors import ConfigError, RtsegError
 
 DATA_HELP = ("Labelled data: a YOLO-seg data.yaml (or its folder), a COCO instances .json, or a mask-PNG folder "
@@ -56,16 +56,16 @@ def eval_cmd(
       rtseg eval --model best.pt --data data.yaml --split val --json metrics.json
     """
     setup_logging(False)
+    from rtseg.pipeline.loading import RunOptions, load_models
     from rtseg.backends.registry import model_task
     from rtseg.data.datasets import load_dataset
-    from rtseg.evaluate import (
+    from rtseg.evaluate.core import (
         evaluate_instance_model,
         evaluate_semantic_model,
         format_table,
         plot_confusion,
         write_json,
     )
-    from rtseg.runner import RunOptions, load_models
     from rtseg.sinks import check_writable
 
     try:
