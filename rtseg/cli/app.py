@@ -23,10 +23,10 @@ from typing import Annotated, Optional  # noqa: E402
 import typer  # noqa: E402
 
 from rtseg import DEFAULT_MODEL, __version__  # noqa: E402
-from rtseg.pipeline.loading import RunOptions, load_models  # noqa: E402
 from rtseg.cli.common import fail as _fail  # noqa: E402
 from rtseg.cli.common import setup_logging as _setup_logging  # noqa: E402
 from rtseg.errors import ConfigError, RtsegError  # noqa: E402
+from rtseg.pipeline.loading import RunOptions, load_models  # noqa: E402
 
 app = typer.Typer(
     name="rtseg",

@@ -56,7 +56,6 @@ def eval_cmd(
       rtseg eval --model best.pt --data data.yaml --split val --json metrics.json
     """
     setup_logging(False)
-    from rtseg.pipeline.loading import RunOptions, load_models
     from rtseg.backends.registry import model_task
     from rtseg.data.datasets import load_dataset
     from rtseg.evaluate.core import (
@@ -66,6 +65,7 @@ def eval_cmd(
         plot_confusion,
         write_json,
     )
+    from rtseg.pipeline.loading import RunOptions, load_models
     from rtseg.sinks import check_writable
 
     try:

@@ -1,4 +1,4 @@
-"""Building the model stages a run asks for: instance and/or semantic model, tiling, class file (:class:`RunOptions`, :func:`load_models`)."""
+"""Building the model stages a run asks for: instance and/or semantic model, tiling, class file."""
 
 from __future__ import annotations
 
