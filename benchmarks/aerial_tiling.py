@@ -32,7 +32,7 @@ def semantic_miou(checkpoint: str, imgsz: int, tile: int, overlap: float) -> dic
     import cv2
     import numpy as np
 
-    from rtseg.backends.semantic_backend import load_semantic_backend
+    from rtseg.backends.registry import load_semantic_backend
     from rtseg.data.aerial import UNLABELED, load_aerial, split_aerial
     from rtseg.evaluate.semantic import confusion_matrix, semantic_metrics
     from rtseg.models.semantic import SemanticModel
@@ -65,15 +65,15 @@ def semantic_miou(checkpoint: str, imgsz: int, tile: int, overlap: float) -> dic
 def child(config: str, frames: int, imgsz: int, tile: int, overlap: float) -> None:
     """One drone-video configuration in this process; prints its FPS and peak RSS as JSON."""
     from rtseg import DEFAULT_MODEL
-    from rtseg.backends.registry import load_backend
     from rtseg.models.tiling import TiledYoloSeg
     from rtseg.models.yolo_seg import YoloSegModel
     from rtseg.overlay.annotator import Annotator
     from rtseg.pipeline.core import Pipeline
+    from rtseg.pipeline.loading import load_runtime
     from rtseg.sinks import VideoFileSink
     from rtseg.sources import open_source
 
-    model = YoloSegModel(load_backend(str(DEFAULT_MODEL)), imgsz=imgsz, conf=0.1)
+    model = YoloSegModel(load_runtime(str(DEFAULT_MODEL)), imgsz=imgsz, conf=0.1)
     if config != "full frame":
         model = TiledYoloSeg(model, tile=tile, overlap=overlap, full_frame=config == "tiled + full frame")
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

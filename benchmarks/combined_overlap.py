@@ -41,13 +41,13 @@ def main() -> None:
 
     import torch
 
-    from rtseg.backends.registry import load_backend
-    from rtseg.backends.semantic_backend import load_semantic_backend
+    from rtseg.backends.registry import load_semantic_backend
     from rtseg.models.semantic import SemanticModel
     from rtseg.models.yolo_seg import YoloSegModel
     from rtseg.models.zoo import build_semantic, save_semantic
     from rtseg.overlay.annotator import Annotator
     from rtseg.pipeline.core import Pipeline
+    from rtseg.pipeline.loading import load_runtime
     from rtseg.sinks import VideoFileSink
     from rtseg.sources import open_source
 
@@ -56,7 +56,7 @@ def main() -> None:
         net, info = build_semantic(args.semantic_arch, names=["background", *(f"class{i}" for i in range(1, 6))],
                                    imgsz=args.semantic_imgsz)
         checkpoint = save_semantic(tmp / "semantic.pt", net, info)
-        seg = YoloSegModel(load_backend(args.weights), imgsz=args.imgsz)
+        seg = YoloSegModel(load_runtime(args.weights), imgsz=args.imgsz)
         sem = SemanticModel(load_semantic_backend(checkpoint))
         annotator = Annotator(seg.names, semantic_names=sem.names, semantic_palette=sem.info.palette_bgr)
 

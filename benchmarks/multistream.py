@@ -47,14 +47,14 @@ def main() -> None:
 
     import torch
 
-    from rtseg.backends.registry import load_backend
     from rtseg.models.yolo_seg import YoloSegModel
     from rtseg.overlay.annotator import Annotator
     from rtseg.pipeline.core import Pipeline, Stream
+    from rtseg.pipeline.loading import load_runtime
     from rtseg.sinks import VideoFileSink
     from rtseg.sources import open_source
 
-    seg = YoloSegModel(load_backend(args.weights, device=args.device), imgsz=args.imgsz)
+    seg = YoloSegModel(load_runtime(args.weights, device=args.device), imgsz=args.imgsz)
     load_before = os.getloadavg()  # other work on the machine makes every number noisy: recorded with them
 
     with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp:

@@ -42,12 +42,12 @@ def clip_720p(path: Path, frames: int) -> Path:
 def bench_rtseg(model_path: str, video: Path, imgsz: int, out_dir: Path, warmup: int, backend: str,
                 frames: int) -> dict:
     """rtseg's pipeline as ``rtseg run`` builds it, timed by the same code as ``rtseg bench``."""
-    from rtseg.backends.registry import load_backend
     from rtseg.bench.core import end_to_end
     from rtseg.models.yolo_seg import YoloSegModel
+    from rtseg.pipeline.loading import load_runtime
     from rtseg.sources import open_source
 
-    model = YoloSegModel(load_backend(model_path, backend=backend), imgsz=imgsz, conf=0.25, iou=0.7)
+    model = YoloSegModel(load_runtime(model_path, backend=backend), imgsz=imgsz, conf=0.25, iou=0.7)
     row = end_to_end(lambda: open_source(str(video)), model, None, 1, frames=frames, warmup=warmup, repeats=1,
                      out_dir=out_dir)
     return {"frames": row["frames"], "fps": row["fps"],

@@ -50,7 +50,7 @@ class Tracker:
 
     def __init__(self, kind: str = "bytetrack", *, frame_rate: float = 30.0, min_score: float | None = None) -> None:
         if kind not in TRACKERS:
-            raise ConfigError(f"--track {kind!r}: expected one of {', '.join(TRACKERS)}")
+            raise ConfigError(f"track={kind!r}: expected one of {', '.join(TRACKERS)}")
         from ultralytics.trackers import BOTSORT, BYTETracker
         from ultralytics.utils import ROOT, YAML, IterableSimpleNamespace
 

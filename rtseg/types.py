@@ -6,8 +6,11 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 from numpy.typing import NDArray
+from pycocotools import mask as mask_utils
 
 STAGES = ("decode", "preprocess", "infer", "postprocess", "overlay", "encode")
+# stages finished before the sinks run: a frame's record carries these (encoding and latency end later)
+RECORDED_STAGES = ("decode", "preprocess", "infer", "semantic", "postprocess", "overlay", "queue_wait")
 
 
 @dataclass
@@ -58,6 +61,8 @@ class Frame:
         source: the source's name (path, URL or camera index).
         timings: filled in as the frame moves through the stages.
         stream: position of its source among the sources of a multi-stream run (0 with one source).
+        path: the image file this frame was read from, for image folders and globs (the source's name is
+            then the folder or pattern); None for videos, streams and cameras.
     """
 
     index: int
@@ -66,6 +71,7 @@ class Frame:
     source: str = ""
     timings: StageTimings = field(default_factory=StageTimings)
     stream: int = 0
+    path: str | None = None
 
     @property
     def image_hw(self) -> tuple[int, int]:
@@ -156,6 +162,8 @@ class FrameResult:
     track_ids: NDArray[np.int64] | None = None
     timestamp_s: float = 0.0
     timings: StageTimings = field(default_factory=StageTimings)
+    names: tuple[str, ...] = ()
+    semantic_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name, dtype, tail in (("boxes_xyxy", np.float32, (4,)), ("scores", np.float32, ()),
@@ -183,6 +191,70 @@ class FrameResult:
     def __len__(self) -> int:
         return len(self.boxes_xyxy)
 
+    def __getitem__(self, keep: int | slice | NDArray[np.bool_] | NDArray[np.intp] | list) -> FrameResult:
+        """The instances picked by a boolean mask, an index array or list, a slice or one index, as a result.
+
+        Example:
+            >>> import numpy as np
+            >>> r = FrameResult(0, (10, 10), np.array([[0, 0, 5, 5], [1, 1, 9, 9]]), np.array([0.9, 0.3]),
+            ...                 np.array([0, 2]), names=("person", "cat", "dog"))
+            >>> confident = r[r.scores > 0.5]
+            >>> len(confident), confident.class_names
+            (1, ['person'])
+        """
+        if isinstance(keep, (int, np.integer)):
+            if not -len(self) <= int(keep) < len(self):
+                raise IndexError(f"instance {keep} of {len(self)}")
+            keep = np.array([int(keep) % len(self)], dtype=np.intp)
+        elif isinstance(keep, slice):
+            keep = np.arange(len(self), dtype=np.intp)[keep]
+        keep = np.asarray(keep)
+        if keep.dtype == np.bool_ and keep.shape != (len(self),):
+            raise IndexError(f"boolean mask of shape {keep.shape} for {len(self)} instances")
+        return self.select(keep if keep.dtype == np.bool_ else keep.astype(np.intp))
+
+    @property
+    def class_names(self) -> list[str]:
+        """Each instance's class name (its id as text when the names are unknown)."""
+        return [self.names[k] if 0 <= k < len(self.names) else str(int(k)) for k in self.class_ids]
+
+    def to_dict(self, *, source: str = "", path: str | None = None, names: tuple[str, ...] | None = None,
+                semantic_names: tuple[str, ...] | None = None) -> dict:
+        """The frame's JSON Lines record (what ``rtseg run --jsonl`` writes): boxes, scores, class ids and
+        names, track ids, masks as COCO compressed RLE, semantic classes with their area and RLE, timings.
+
+        Example:
+            >>> import json, numpy as np
+            >>> r = FrameResult(3, (10, 10), np.array([[0, 0, 5, 5]]), np.array([0.9]), np.array([1]),
+            ...                 InstanceMasks((np.ones((5, 5), bool),), [[0, 0]]), names=("person", "cat"))
+            >>> d = r.to_dict(source="clip.mp4")
+            >>> d["frame"], d["detections"][0]["class_name"], d["detections"][0]["mask"]["size"]
+            (3, 'cat', [10, 10])
+            >>> len(json.dumps(d)) > 0
+            True
+        """
+        names = self.names if names is None else names
+        semantic_names = self.semantic_names if semantic_names is None else semantic_names
+        detections = []
+        for i in range(len(self)):
+            cls = int(self.class_ids[i])
+            det: dict = {"class_id": cls, "class_name": names[cls] if 0 <= cls < len(names) else str(cls),
+                         "score": round(float(self.scores[i]), 5),
+                         "box_xyxy": [round(float(v), 2) for v in self.boxes_xyxy[i]]}
+            if self.track_ids is not None:
+                det["track_id"] = int(self.track_ids[i])
+            if self.masks is not None:
+                det["mask"] = encode_crop(self.masks.crops[i], self.masks.origins_xy[i], self.image_hw)
+            detections.append(det)
+        record: dict = {"frame": self.frame_index, "timestamp_s": round(self.timestamp_s, 4), "source": source}
+        if path is not None:
+            record["path"] = path
+        record.update({"image_hw": list(self.image_hw), "detections": detections})
+        if self.semantic is not None:
+            record["semantic"] = semantic_record(self.semantic, semantic_names)
+        record["timings_ms"] = {k: round(v, 3) for k, v in self.timings.as_ms().items() if k in RECORDED_STAGES}
+        return record
+
     @classmethod
     def empty(cls, frame_index: int, image_hw: tuple[int, int], **kwargs: object) -> FrameResult:
         return cls(frame_index, image_hw, np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
@@ -193,3 +265,44 @@ class FrameResult:
         return replace(self, boxes_xyxy=self.boxes_xyxy[keep], scores=self.scores[keep],
                        class_ids=self.class_ids[keep], masks=None if self.masks is None else self.masks.select(keep),
                        track_ids=None if self.track_ids is None else self.track_ids[keep])
+
+
+def semantic_record(labels: NDArray[np.uint8], names: tuple[str, ...]) -> list[dict]:
+    """Per-class area fraction and COCO RLE of a label map."""
+    counts = np.bincount(labels.ravel(), minlength=256)
+    total = labels.size
+    fortran = np.asfortranarray(labels)
+    out = []
+    for cls in np.flatnonzero(counts):
+        rle = mask_utils.encode(np.asfortranarray(fortran == cls, dtype=np.uint8))
+        out.append({"class_id": int(cls), "class_name": names[cls] if cls < len(names) else str(int(cls)),
+                    "area_fraction": round(float(counts[cls]) / total, 6),
+                    "mask": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}})
+    return out
+
+
+def encode_crop(crop: NDArray[np.bool_], origin_xy: tuple[int, int], image_hw: tuple[int, int]) -> dict:
+    """COCO RLE (``{"size": [h, w], "counts": str}``) of a crop placed at ``origin_xy`` in an image."""
+    h, w = image_hw
+    x0, y0 = int(origin_xy[0]), int(origin_xy[1])
+    ch, cw = crop.shape
+    if ch == 0 or cw == 0 or not crop.any():
+        counts = [h * w]
+    else:
+        band = np.zeros((h, cw), dtype=np.uint8)
+        band[y0 : y0 + ch] = crop
+        flat = band.ravel(order="F")
+        change = np.flatnonzero(np.diff(flat)) + 1
+        edges = np.concatenate(([0], change, [flat.size]))
+        runs = np.diff(edges)
+        if flat[0]:  # COCO RLE starts with a background run, possibly empty
+            runs = np.concatenate(([0], runs))
+        runs[0] += x0 * h
+        tail = (w - x0 - cw) * h  # background columns right of the crop
+        if len(runs) % 2 == 1:  # ends in background: extend that run
+            runs[-1] += tail
+        elif tail:
+            runs = np.concatenate((runs, [tail]))
+        counts = runs.tolist()
+    rle = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
+    return {"size": [int(h), int(w)], "counts": rle["counts"].decode("ascii")}

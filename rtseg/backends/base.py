@@ -1,14 +1,27 @@
-"""The backend protocol and the model description every backend exposes."""
+"""The backend protocols, the model descriptions backends expose, and the metadata keys exported files carry.
+
+Two protocols, one per task: :class:`Backend` runs instance-segmentation (YOLO-seg) networks and describes
+them with :class:`ModelInfo`; :class:`SemanticBackend` runs semantic networks and describes them with
+:class:`SemanticInfo`. Both descriptions travel inside exported models, under the keys below; the key names
+are part of the file formats (changing one orphans every file already written).
+
+Importing this module needs neither PyTorch nor NumPy (they appear in annotations only).
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-import torch
-from numpy.typing import NDArray
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from numpy.typing import NDArray
+
+INSTANCE_METADATA_KEY = "rtseg"  # ONNX metadata entry of an instance model: its ModelInfo as JSON
+SEMANTIC_METADATA_KEY = "rtseg_semantic"  # ONNX metadata entry of a semantic model: its SemanticInfo as JSON
+ENGINE_METADATA_KEY = "rtseg_engine"  # marks rtseg's JSON header of a TensorRT engine (value: layout version)
 
 
 @dataclass(frozen=True)
@@ -57,3 +70,70 @@ class Backend(Protocol):
     device: torch.device
 
     def infer(self, batch: NDArray[np.float32] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@dataclass(frozen=True)
+class SemanticInfo:
+    """What the semantic stage needs to know about a model; checkpoints and ONNX exports carry it.
+
+    Attributes:
+        names: class names, indexed by class id (at most 256: labels are uint8).
+        palette_bgr: one (B, G, R) colour per class, 0..255, in frame channel order.
+        imgsz: (height, width) the model was trained or exported at; the default inference size.
+        mean_rgb: per-channel mean subtracted from RGB pixels scaled to 0..1.
+        std_rgb: per-channel standard deviation the centred RGB pixels are divided by.
+        arch: architecture name, a key of :data:`rtseg.models.zoo.ARCHS`.
+        encoder: backbone name for encoder-decoder architectures (segmentation-models-pytorch), else None.
+        stride: inputs are padded to a multiple of this.
+        dynamic: the backend accepts any input size that is a multiple of ``stride``; False for an ONNX file
+            exported at a fixed size (frames are then letterboxed to exactly ``imgsz``).
+    """
+
+    names: tuple[str, ...]
+    palette_bgr: tuple[tuple[int, int, int], ...]
+    imgsz: tuple[int, int]
+    mean_rgb: tuple[float, float, float]
+    std_rgb: tuple[float, float, float]
+    arch: str
+    encoder: str | None = None
+    stride: int = 32
+    dynamic: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", tuple(str(n) for n in self.names))
+        object.__setattr__(self, "palette_bgr", tuple(tuple(int(v) for v in c) for c in self.palette_bgr))
+        object.__setattr__(self, "imgsz", tuple(int(v) for v in self.imgsz))
+        object.__setattr__(self, "mean_rgb", tuple(float(v) for v in self.mean_rgb))
+        object.__setattr__(self, "std_rgb", tuple(float(v) for v in self.std_rgb))
+        if not 1 <= len(self.names) <= 256:
+            raise ValueError(f"SemanticInfo.names: expected 1 to 256 classes, got {len(self.names)}")
+        if len(self.palette_bgr) != len(self.names) or any(len(c) != 3 for c in self.palette_bgr):
+            raise ValueError(f"SemanticInfo.palette_bgr: expected {len(self.names)} (B, G, R) triples")
+        if len(self.imgsz) != 2 or len(self.mean_rgb) != 3 or len(self.std_rgb) != 3:
+            raise ValueError(f"SemanticInfo: expected imgsz (h, w), 3 means and 3 stds, got {self.imgsz}, "
+                             f"{self.mean_rgb}, {self.std_rgb}")
+        if min(self.std_rgb) <= 0:
+            raise ValueError(f"SemanticInfo.std_rgb: expected positive values, got {self.std_rgb}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> SemanticInfo:
+        d = json.loads(text)
+        return cls(names=tuple(d["names"]), palette_bgr=tuple(tuple(c) for c in d["palette_bgr"]),
+                   imgsz=tuple(d["imgsz"]), mean_rgb=tuple(d["mean_rgb"]), std_rgb=tuple(d["std_rgb"]),
+                   arch=str(d["arch"]), encoder=d.get("encoder"), stride=int(d.get("stride", 32)),
+                   dynamic=bool(d.get("dynamic", True)))
+
+
+class SemanticBackend(Protocol):
+    """Runs a semantic network: a (B, 3, H, W) float32 normalised RGB batch in, (B, C, h, w) logits out.
+
+    ``h, w`` is the input size for most architectures; YOLO26-sem returns logits at 1/8 of it.
+    """
+
+    info: SemanticInfo
+    device: torch.device
+
+    def infer(self, batch: NDArray[np.float32]) -> torch.Tensor: ...

@@ -1,4 +1,6 @@
-"""ONNX Runtime backend for YOLO-seg models exported by ``rtseg export`` (or by Ultralytics)."""
+"""ONNX Runtime backends: :class:`OrtBackend` for YOLO-seg models exported by ``rtseg export`` (or by
+Ultralytics), :class:`OrtSemanticBackend` for semantic models exported by
+:func:`rtseg.exporters.semantic_onnx.export_semantic_onnx`."""
 
 from __future__ import annotations
 
@@ -6,26 +8,29 @@ import ast
 import logging
 import os
 import queue
+from dataclasses import replace
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from rtseg.backends.base import ModelInfo
+from rtseg.backends.base import INSTANCE_METADATA_KEY, SEMANTIC_METADATA_KEY, ModelInfo, SemanticInfo
 from rtseg.errors import BackendUnavailable, ModelError
 
 LOGGER = logging.getLogger(__name__)
 
 
 def _info_from_metadata(meta: dict[str, str], path: str) -> ModelInfo:
-    if "rtseg" in meta:
-        return ModelInfo.from_json(meta["rtseg"])
+    if INSTANCE_METADATA_KEY in meta:
+        return ModelInfo.from_json(meta[INSTANCE_METADATA_KEY])
     try:  # Ultralytics' own export metadata, values written as Python literals
         names = ast.literal_eval(meta["names"])
         imgsz = ast.literal_eval(meta["imgsz"])
+        # nms=True exports hold NMS in the graph: their rows are final detections, as a one-to-one head's
+        embedded_nms = bool(ast.literal_eval(meta.get("args", "{}")).get("nms"))
         return ModelInfo(names=tuple(names[i] for i in range(len(names))), imgsz=tuple(imgsz),
                          task=meta.get("task", "segment"), stride=int(meta.get("stride", 32)),
-                         end2end=meta.get("end2end", "False") == "True", dynamic=True)
+                         end2end=meta.get("end2end", "False") == "True" or embedded_nms, dynamic=True)
     except (KeyError, ValueError, SyntaxError):
         raise ModelError(f"{path} carries no class names or input size; export it with: "
                          "rtseg export WEIGHTS --format onnx") from None
@@ -56,7 +61,7 @@ def open_session(path: str, device: str, threads: int | None = None):  # noqa: A
     if device.startswith("cuda"):
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise BackendUnavailable("this onnxruntime has no CUDA provider: pip install onnxruntime-gpu, "
-                                     "or use --device cpu")
+                                     "or use device='cpu'")
         providers.insert(0, "CUDAExecutionProvider")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or os.cpu_count() or 1
@@ -128,3 +133,35 @@ class OrtBackend:
             parts.append(session.run(None, {self._input: chunk})[:2])
         preds, protos = (np.concatenate([part[i] for part in parts])[:n] for i in (0, 1))
         return torch.from_numpy(preds).float(), torch.from_numpy(protos).float()
+
+
+class OrtSemanticBackend:
+    """Runs an ONNX semantic model written by :func:`rtseg.exporters.semantic_onnx.export_semantic_onnx`.
+
+    The :class:`SemanticInfo` comes from the model's ``rtseg_semantic`` metadata entry.
+    """
+
+    def __init__(self, path: str, *, device: str = "cpu", half: bool = False) -> None:
+        if half:
+            raise BackendUnavailable("half=True is not supported for ONNX semantic models; export an FP16 model "
+                                     "instead")
+        self._session = open_session(path, device)
+        meta = self._session.get_modelmeta().custom_metadata_map
+        if SEMANTIC_METADATA_KEY not in meta:
+            raise ModelError(f"{path} carries no {SEMANTIC_METADATA_KEY!r} metadata (class names, input contract); "
+                             "export it with rtseg.exporters.semantic_onnx.export_semantic_onnx")
+        try:
+            info = SemanticInfo.from_json(meta[SEMANTIC_METADATA_KEY])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ModelError(f"{path}: damaged {SEMANTIC_METADATA_KEY!r} metadata ({exc})") from None
+        inp = self._session.get_inputs()[0]
+        fixed = all(isinstance(d, int) for d in inp.shape[2:])
+        if fixed:
+            info = replace(info, imgsz=tuple(inp.shape[2:]), dynamic=False)
+        self.info = info
+        self._input = inp.name
+        self.device = torch.device("cpu")
+
+    def infer(self, batch: NDArray[np.float32]) -> torch.Tensor:
+        (logits,) = self._session.run(None, {self._input: np.ascontiguousarray(batch, dtype=np.float32)})[:1]
+        return torch.from_numpy(logits).float()

@@ -1,41 +1,68 @@
-"""One table of model formats. It drives backend selection (``rtseg run``) and export (``rtseg export``)."""
+"""One table of model formats. It drives backend selection (``rtseg run``) and export (``rtseg export``).
+
+Each format names, for each task, the backend that runs its files: :func:`load_backend` loads an instance-
+segmentation model, :func:`load_semantic_backend` a semantic one, both through the same row. The table holds
+``"module:name"`` strings resolved only when a format is used, so it imports no runtime (TensorRT,
+ONNX Runtime, Ultralytics) and can name an exporter, or the semantic zoo that rebuilds a PyTorch checkpoint,
+without importing them. Policies that need more than a file's format (running ``.pt`` weights on ONNX
+Runtime on a CPU) live above, in :func:`rtseg.pipeline.loading.load_runtime`.
+"""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from rtseg.backends.base import Backend
+from rtseg.backends.base import Backend, SemanticBackend
 from rtseg.errors import BackendUnavailable, ConfigError, ModelError
+
+LOGGER = logging.getLogger(__name__)
+
+
+TASKS = ("segment", "semantic")
 
 
 @dataclass(frozen=True)
 class Format:
-    """A model format: which files it covers, which backend runs it, and how to export to it.
+    """A model format: which files it covers, which backend runs each task's models, and how to export to it.
 
     Attributes:
         name: the ``--format`` / ``--backend`` name.
         suffixes: model-file suffixes this format reads.
-        backend: ``"module:Class"`` of the backend that runs it (imported only when used).
-        requires: the Python module the backend needs, and the pip package that provides it.
+        backends: for each task (``"segment"``, ``"semantic"``), ``"module:name"`` of the backend class (or
+            function) that loads a model of this format: ``name(path, *, device, half)`` returns the backend.
+            Imported only when used.
+        requires: the Python module the backends need, and the pip package that provides it.
         exporter: ``"module:function"`` writing this format from PyTorch weights, or None.
+        takes_names: the backend also takes a model name, not only a file (Ultralytics downloads
+            ``yolo26n-seg.pt``; torchvision names pretrained semantic weights ``arch.WEIGHTS``).
     """
 
     name: str
     suffixes: tuple[str, ...]
-    backend: str
+    backends: dict[str, str] = field(hash=False)
     requires: tuple[str, str]
     exporter: str | None = None
+    takes_names: bool = False
 
 
 FORMATS: dict[str, Format] = {
-    "torch": Format("torch", (".pt", ".yaml", ".yml"), "rtseg.backends.torch_backend:TorchBackend",
-                    ("ultralytics", "ultralytics")),
-    "onnx": Format("onnx", (".onnx",), "rtseg.backends.ort_backend:OrtBackend", ("onnxruntime", "onnxruntime"),
-                   exporter="rtseg.exporters.onnx:export_onnx"),
-    "engine": Format("engine", (".engine",), "rtseg.backends.trt_backend:TensorRTBackend",
+    "torch": Format("torch", (".pt", ".pth", ".yaml", ".yml"),
+                    {"segment": "rtseg.backends.torch_backend:TorchBackend",
+                     # a semantic checkpoint names its architecture: the zoo rebuilds the network, then wraps
+                     # it in rtseg.backends.torch_backend.TorchSemanticBackend
+                     "semantic": "rtseg.models.zoo:torch_semantic_backend"},
+                    ("ultralytics", "ultralytics"), takes_names=True),
+    "onnx": Format("onnx", (".onnx",),
+                   {"segment": "rtseg.backends.ort_backend:OrtBackend",
+                    "semantic": "rtseg.backends.ort_backend:OrtSemanticBackend"},
+                   ("onnxruntime", "onnxruntime"), exporter="rtseg.exporters.onnx:export_onnx"),
+    "engine": Format("engine", (".engine",),
+                     {"segment": "rtseg.backends.trt_backend:TensorRTBackend",
+                      "semantic": "rtseg.backends.trt_backend:TensorRTSemanticBackend"},
                      ("tensorrt", "tensorrt"), exporter="rtseg.exporters.engine:export_engine"),
 }
 BACKEND_NAMES = {"auto": None, "torch": "torch", "pytorch": "torch", "onnxruntime": "onnx", "ort": "onnx",
@@ -47,14 +74,35 @@ def _import(ref: str) -> object:
     return getattr(importlib.import_module(module), attr)
 
 
-def format_for(model: str | Path) -> Format:
-    """The format of a model file, from its suffix."""
+def format_for(model: str | Path, task: str = "segment") -> Format:
+    """The format of a model file, from its suffix; for a semantic model, a pretrained name
+    (``lraspp_mobilenet_v3_large.COCO_WITH_VOC_LABELS_V1``, not a file) is PyTorch's."""
     suffix = Path(str(model)).suffix.lower()
     for fmt in FORMATS.values():
         if suffix in fmt.suffixes:
             return fmt
+    if task == "semantic" and suffix and not Path(str(model)).exists():
+        return FORMATS["torch"]  # arch.WEIGHTS: its "suffix" is the weights tag
     known = ", ".join(s for f in FORMATS.values() for s in f.suffixes)
-    raise ModelError(f"{model}: unknown model file type {suffix or '(no suffix)'!r}; rtseg reads {known}")
+    names = " files or a pretrained name (arch.WEIGHTS)" if task == "semantic" else ""
+    raise ModelError(f"{model}: unknown model file type {suffix or '(no suffix)'!r}; rtseg reads {known}{names}")
+
+
+def backend_format(backend: str) -> str | None:
+    """The format a ``backend`` name runs (``"onnxruntime"`` -> ``"onnx"``), None for ``"auto"``.
+
+    Raises:
+        ConfigError: an unknown name.
+    """
+    if backend not in BACKEND_NAMES:
+        raise ConfigError(f"backend={backend!r}: expected one of {', '.join(BACKEND_NAMES)}")
+    return BACKEND_NAMES[backend]
+
+
+def check_workers(workers: int | None) -> None:
+    """``workers`` is None (the backend's default) or a count of 1 or more, else a :class:`ConfigError`."""
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers={workers}: expected 1 or more")
 
 
 def check_device(device: str, *, half: bool) -> str:
@@ -70,109 +118,78 @@ def check_device(device: str, *, half: bool) -> str:
     if device.isdigit():
         device = f"cuda:{device}"
     if device != "cpu" and not device.startswith("cuda"):
-        raise ConfigError(f"--device {device!r}: expected auto, cpu, cuda, cuda:N or a GPU index")
+        raise ConfigError(f"device={device!r}: expected auto, cpu, cuda, cuda:N or a GPU index")
     if device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
-            raise BackendUnavailable(f"--device {device}: no CUDA GPU is visible to PyTorch on this machine; "
-                                     "use --device cpu")
+            raise BackendUnavailable(f"device={device!r}: no CUDA GPU is visible to PyTorch on this machine; "
+                                     "use device='cpu'")
     elif half:
-        raise ConfigError("--half needs a CUDA device (FP16 on CPU is slower, not faster); drop --half")
+        raise ConfigError("half=True needs a CUDA device (FP16 on a CPU is slower, not faster)")
     return device
 
 
 def load_backend(model: str | Path, *, backend: str = "auto", device: str = "auto", half: bool = False,
-                 workers: int | None = None) -> Backend:
-    """Load ``model`` with the backend its format (or ``backend``) names.
+                 workers: int | None = None, nms: bool | None = None) -> Backend:
+    """Load an instance-segmentation ``model`` with the backend its format (or ``backend``) names.
 
-    With ``backend="auto"``, a ``.pt`` checkpoint on the CPU runs on ONNX Runtime through an export cached
-    in ``$RTSEG_CACHE`` (default ``~/.cache/rtseg``); ``backend="torch"`` keeps PyTorch.
+    A ``.pt`` checkpoint runs on PyTorch here; :func:`rtseg.pipeline.loading.load_runtime` adds rtseg's CPU
+    policy (on a CPU, ``.pt`` weights run on ONNX Runtime through a cached export).
     ``workers``: inference calls the backend serves at once (ONNX Runtime only; default: 2 on a CPU with 2
     or more cores, see :func:`rtseg.backends.ort_backend.default_workers`; every other backend serves 1).
+    ``nms``: the YOLO26 head of a ``.pt`` checkpoint, as Ultralytics' ``predict(nms=...)``: None (default) or
+    True the one-to-many head and NMS, False the one-to-one head (no NMS); see
+    :class:`rtseg.backends.torch_backend.TorchBackend`. An exported file holds the head it was exported with.
 
     Raises:
         ModelError: the file is missing, corrupt, of an unknown type or of the wrong task.
         BackendUnavailable: the backend's package or the device is missing.
         ConfigError: the backend cannot run this model format.
     """
-    if backend not in BACKEND_NAMES:
-        raise ConfigError(f"--backend {backend!r}: expected one of {', '.join(BACKEND_NAMES)}")
-    if workers is not None and workers < 1:
-        raise ConfigError(f"--workers {workers}: expected 1 or more")
-    fmt = format_for(model)
-    wanted = BACKEND_NAMES[backend]
-    is_pt = Path(str(model)).suffix.lower() == ".pt"
-    if wanted is not None and wanted != fmt.name and not (wanted == "onnx" and is_pt):
+    loaded = _load(model, "segment", backend=backend, device=device, half=half, workers=workers, nms=nms)
+    if nms is not None and format_for(model).name != "torch" and loaded.info.end2end == nms:
+        held = "one-to-one head (no NMS)" if nms else "one-to-many head (with NMS)"
+        LOGGER.warning("nms=%s: %s was exported with the %s, which runs; export the weights with nms=%s to "
+                       "change that", nms, Path(str(model)).name, held, nms)
+    return loaded  # type: ignore[return-value]
+
+
+def load_semantic_backend(model: str | Path, *, backend: str = "auto", device: str = "cpu",
+                          half: bool = False) -> SemanticBackend:
+    """Load a semantic-segmentation ``model`` with the backend its format names: ``.pt`` / ``.pth`` / ``.yaml``
+    and pretrained names (``lraspp_mobilenet_v3_large.COCO_WITH_VOC_LABELS_V1``) on PyTorch, ``.onnx`` on ONNX
+    Runtime, ``.engine`` on TensorRT.
+
+    Raises:
+        ModelError: missing, corrupt or wrong-kind model, unknown suffix or name.
+        BackendUnavailable: the backend's package (or ONNX Runtime's CUDA provider) is missing.
+        ConfigError: ``backend`` cannot run this model format.
+    """
+    return _load(model, "semantic", backend=backend, device=device, half=half)  # type: ignore[return-value]
+
+
+def _load(model: str | Path, task: str, *, backend: str, device: str, half: bool, workers: int | None = None,
+          nms: bool | None = None) -> Backend | SemanticBackend:
+    """The one loading path: the format row of ``model``, checked against ``backend``, runs ``task``."""
+    wanted = backend_format(backend)
+    check_workers(workers)
+    fmt = format_for(model, task)
+    if wanted is not None and wanted != fmt.name:
         hint = f"; export it first: rtseg export {model} --format {wanted}" if FORMATS[wanted].exporter else ""
-        raise ConfigError(f"--backend {backend} cannot run {Path(str(model)).name} ({fmt.name} format){hint}")
+        raise ConfigError(f"backend={backend!r} cannot run {Path(str(model)).name} ({fmt.name} format){hint}")
+    if not fmt.takes_names and not Path(str(model)).is_file():
+        raise ModelError(f"model file not found: {model}")
     module, package = fmt.requires
     if importlib.util.find_spec(module) is None:
         raise BackendUnavailable(f"the {fmt.name} backend needs {package}: pip install {package}")
     device = check_device(device, half=half)
-    if is_pt and (wanted == "onnx" or (wanted is None and device == "cpu")) \
-            and importlib.util.find_spec("onnxruntime") is not None:
-        # On a CPU, ONNX Runtime runs the pipeline 1.7x faster than PyTorch (benchmarks/): export once, cache.
-        from rtseg.exporters.onnx import cached_onnx
-
-        if not Path(str(model)).is_file():
-            if wanted == "onnx":
-                raise ModelError(f"model file not found: {model}")
-        elif (onnx_path := cached_onnx(str(model))) is not None:
-            return _import(FORMATS["onnx"].backend)(str(onnx_path), device=device, half=half,  # type: ignore[operator]
-                                                    workers=workers)
-        elif wanted == "onnx":
-            raise BackendUnavailable(f"{model} could not be exported to ONNX; use --backend torch")
-    cls = _import(fmt.backend)
-    if fmt.name == "onnx":
-        return cls(str(model), device=device, half=half, workers=workers)  # type: ignore[operator]
-    if workers not in (None, 1):
-        raise ConfigError(f"--workers {workers}: only the ONNX Runtime backend runs several inference calls at "
-                          f"once (this run uses {fmt.name}); leave --workers out")
-    return cls(str(model), device=device, half=half)  # type: ignore[operator]
-
-
-def model_task(model: str | Path) -> str:
-    """``"semantic"`` for a semantic-segmentation model, else ``"segment"`` (instance segmentation).
-
-    Decided from the file without building the network: rtseg semantic checkpoints and ONNX exports carry
-    a marker, Ultralytics checkpoints their task, rtseg TensorRT engines their metadata header, YOLO ``-sem``
-    configs their name, and pretrained semantic weights are named ``arch.WEIGHTS``. Anything unreadable
-    counts as instance segmentation, whose loader then reports the problem.
-    """
-    source = str(model)
-    path = Path(source)
-    suffix = path.suffix.lower()
-    if "-sem" in path.stem.lower():
-        return "semantic"
-    if not path.exists():
-        from rtseg.models.zoo import ARCHS
-
-        head = source.split(".", 1)[0].lower()
-        return "semantic" if "." in source and head in {a.lower() for a in ARCHS} else "segment"
-    try:
-        if suffix == ".onnx":
-            import onnx
-
-            meta = {p.key: p.value for p in onnx.load(source, load_external_data=False).metadata_props}
-            return "semantic" if "rtseg_semantic" in meta or meta.get("task") == "semantic" else "segment"
-        if suffix == ".engine":
-            from rtseg.backends.trt_meta import read_engine_meta
-
-            return read_engine_meta(source).task
-        if suffix in (".pt", ".pth"):
-            import torch
-
-            try:
-                ckpt = torch.load(source, map_location="cpu", weights_only=True)
-            except Exception:  # noqa: BLE001 - pickled objects: an Ultralytics checkpoint, read its task below
-                import ultralytics  # noqa: F401 - makes its classes importable for unpickling
-
-                ckpt = torch.load(source, map_location="cpu", weights_only=False)
-                net = ckpt.get("model") if isinstance(ckpt, dict) else None
-                return "semantic" if getattr(net, "task", None) == "semantic" else "segment"
-            return "semantic" if isinstance(ckpt, dict) and str(ckpt.get("format", "")).startswith(
-                "rtseg-semantic") else "segment"
-    except Exception:  # noqa: BLE001 - unreadable: let the instance loader say what is wrong
-        return "segment"
-    return "segment"
+    options: dict[str, object] = {}
+    if fmt.name == "onnx" and task == "segment":
+        options["workers"] = workers
+    elif workers not in (None, 1):
+        raise ConfigError(f"workers={workers}: only the ONNX Runtime backend runs several inference calls at "
+                          f"once (this run uses {fmt.name}); use workers=1")
+    if fmt.name == "torch" and task == "segment":
+        options["nms"] = nms  # an exported file holds its head
+    return _import(fmt.backends[task])(str(model), device=device, half=half, **options)  # type: ignore[operator]

@@ -1,7 +1,7 @@
 """TensorRT backends for engines built by ``rtseg export WEIGHTS --format engine`` (:mod:`rtseg.exporters.engine`).
 
 :class:`TensorRTBackend` runs YOLO-seg engines (the :class:`~rtseg.backends.base.Backend` protocol: raw head
-outputs), :class:`TensorRTSemanticBackend` semantic ones (the :class:`~rtseg.models.semantic.SemanticBackend`
+outputs), :class:`TensorRTSemanticBackend` semantic ones (the :class:`~rtseg.backends.base.SemanticBackend`
 protocol: logits). Both read the engine's metadata (:mod:`rtseg.backends.trt_meta`), refuse an engine built for
 another GPU architecture or TensorRT release with the command that rebuilds it, and run on PyTorch's CUDA
 memory and current stream (TensorRT 10 ``set_tensor_address`` / ``execute_async_v3``; no pycuda), so their
@@ -26,7 +26,15 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from rtseg.backends.trt_meta import EngineMeta, check_compatible, plan_batches, read_engine, rebuild_command
+from rtseg.backends.trt_meta import (
+    EngineMeta,
+    check_compatible,
+    plan_batches,
+    read_engine,
+    read_engine_meta,
+    rebuild_command,
+)
+from rtseg.backends.trt_runtime import gpu_identity, import_tensorrt, trt_logger
 from rtseg.errors import BackendUnavailable, ConfigError, ModelError
 
 LOGGER = logging.getLogger(__name__)
@@ -37,9 +45,9 @@ def _cuda_device(device: str) -> torch.device:
     if device.isdigit():
         device = f"cuda:{device}"
     if not device.startswith("cuda"):
-        raise ConfigError(f"--device {device}: a TensorRT engine runs on an NVIDIA GPU; use --device cuda")
+        raise ConfigError(f"device={device!r}: a TensorRT engine runs on an NVIDIA GPU; use device='cuda'")
     if not torch.cuda.is_available():
-        raise BackendUnavailable(f"--device {device}: no CUDA GPU is visible to PyTorch on this machine; a TensorRT "
+        raise BackendUnavailable(f"device={device!r}: no CUDA GPU is visible to PyTorch on this machine; a TensorRT "
                                  "engine needs one")
     dev = torch.device(device)
     return torch.device("cuda", torch.cuda.current_device() if dev.index is None else dev.index)
@@ -67,8 +75,6 @@ class EngineRunner:
 
     def __init__(self, path: str, meta: EngineMeta, blob: bytes, *, device: str = "cuda",
                  cuda_graph: bool | None = None) -> None:
-        from rtseg.exporters.engine import gpu_identity, import_tensorrt, trt_logger
-
         trt = import_tensorrt()
         self.device = _cuda_device(device)
         gpu_name, cc = gpu_identity(self.device.index)
@@ -163,7 +169,7 @@ class EngineRunner:
         expected = (*self.meta.imgsz,)
         if batch.ndim != 4 or tuple(batch.shape[2:]) != expected:
             raise ConfigError(f"input of shape {tuple(batch.shape)}: this engine takes (B, 3, {expected[0]}, "
-                              f"{expected[1]}) batches; run it at --imgsz {max(expected)} or rebuild it")
+                              f"{expected[1]}) batches; run it at imgsz={max(expected)} or rebuild it")
         with torch.cuda.device(self.device):
             x = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(batch))
             x = x.to(self.device, non_blocking=True)
@@ -183,11 +189,11 @@ def _load(path: str, task: str, device: str, half: bool, cuda_graph: bool | None
     meta, blob = read_engine(path)
     if meta.task != task:
         what = "a semantic-segmentation" if meta.task == "semantic" else "an instance-segmentation"
-        use = "--semantic or a semantic --model" if meta.task == "semantic" else "--model"
+        use = "semantic=... (or model=... alone)" if meta.task == "semantic" else "model=..."
         raise ModelError(f"{path} holds {what} engine; pass it as {use}")
     if half and meta.precision == "fp32":
-        LOGGER.warning("%s: --half has no effect on a TensorRT engine, whose precision (fp32) was fixed when it was "
-                       "built; rebuild it with --half", path)
+        LOGGER.warning("%s: half=True has no effect on a TensorRT engine, whose precision (fp32) was fixed when it was "
+                       "built; rebuild it with half=True", path)
     return EngineRunner(path, meta, blob, device=device, cuda_graph=cuda_graph)
 
 
@@ -238,7 +244,5 @@ class TensorRTSemanticBackend:
 
 def load_engine_backend(path: str | Path, *, device: str = "cuda", half: bool = False):  # noqa: ANN201
     """The backend an engine's metadata calls for: :class:`TensorRTBackend` or :class:`TensorRTSemanticBackend`."""
-    from rtseg.backends.trt_meta import read_engine_meta
-
     cls = TensorRTSemanticBackend if read_engine_meta(path).task == "semantic" else TensorRTBackend
     return cls(str(path), device=device, half=half)

@@ -35,11 +35,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rtseg.backends.base import ENGINE_METADATA_KEY, ModelInfo, SemanticInfo
 from rtseg.errors import ConfigError, ModelError
 
 LOGGER = logging.getLogger(__name__)
 
-FORMAT_KEY = "rtseg_engine"
+FORMAT_KEY = ENGINE_METADATA_KEY  # "rtseg_engine": marks rtseg's header, its value is the layout version
 FORMAT_VERSION = 1
 PRECISIONS = ("fp32", "fp16", "int8")
 TASKS = ("segment", "semantic")
@@ -89,12 +90,12 @@ def profile_shapes(input_shape_chw: Sequence[int], batch: int, dynamic: bool, ma
     if len(chw) != 3 or min(chw) < 1:
         raise ConfigError(f"input shape {tuple(input_shape_chw)}: expected positive (channels, height, width)")
     if batch < 1:
-        raise ConfigError(f"--batch {batch}: expected 1 or more frames per call")
+        raise ConfigError(f"batch={batch}: expected 1 or more frames per call")
     if not dynamic:
         shape = (batch, *chw)
         return shape, shape, shape
     if max_batch < batch:
-        raise ConfigError(f"--max-batch {max_batch}: must be at least --batch {batch} (the batch the engine is "
+        raise ConfigError(f"max_batch={max_batch}: must be at least batch={batch} (the batch the engine is "
                           "tuned for)")
     return (1, *chw), (batch, *chw), (max_batch, *chw)
 
@@ -133,7 +134,7 @@ class EngineMeta:
         compute_capability: of the build GPU, e.g. ``"9.0"``.
         stride: the model's largest stride.
         end2end: the YOLO head is one-to-one (YOLO26): outputs are final detections, no NMS.
-        semantic: for a semantic engine, its :class:`~rtseg.models.semantic.SemanticInfo` as a JSON object.
+        semantic: for a semantic engine, its :class:`~rtseg.backends.base.SemanticInfo` as a JSON object.
         source: the weights the engine was built from (file name), for the rebuild hint.
         input_name: the engine's input tensor.
         calib: for INT8, the calibration image folder (for the rebuild hint).
@@ -175,17 +176,13 @@ class EngineMeta:
     def dynamic_batch(self) -> bool:
         return self.batch[0] != self.batch[2]
 
-    def model_info(self):  # noqa: ANN201 - rtseg.backends.base.ModelInfo (imported lazily: torch)
+    def model_info(self) -> ModelInfo:
         """The :class:`~rtseg.backends.base.ModelInfo` of a YOLO-seg engine (fixed input size)."""
-        from rtseg.backends.base import ModelInfo
-
         return ModelInfo(names=self.names, imgsz=self.imgsz, task=self.task, stride=self.stride,
                          end2end=self.end2end, dynamic=False)
 
-    def semantic_info(self):  # noqa: ANN201 - rtseg.models.semantic.SemanticInfo
-        """The :class:`~rtseg.models.semantic.SemanticInfo` of a semantic engine (fixed input size)."""
-        from rtseg.models.semantic import SemanticInfo
-
+    def semantic_info(self) -> SemanticInfo:
+        """The :class:`~rtseg.backends.base.SemanticInfo` of a semantic engine (fixed input size)."""
         if self.semantic is None:
             raise ModelError("this engine holds an instance-segmentation model, not a semantic one")
         d = dict(self.semantic, imgsz=list(self.imgsz), dynamic=False)

@@ -110,9 +110,9 @@ def parse_synthetic(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ConfigError(f"--synthetic {text!r}: expected WIDTHxHEIGHT, e.g. 1920x1080") from None
+        raise ConfigError(f"synthetic={text!r}: expected WIDTHxHEIGHT, e.g. 1920x1080") from None
     if w < 32 or h < 32:
-        raise ConfigError(f"--synthetic {text}: expected at least 32x32")
+        raise ConfigError(f"synthetic={text!r}: expected at least 32x32")
     return w, h
 
 
@@ -257,7 +257,7 @@ def end_to_end(make_source, seg, sem, batch: int, *, frames: int, warmup: int, r
     median_run = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
     summary = median_run[1]
     if summary.frames < frames:
-        raise SourceError(f"the source gave {summary.frames} frames, fewer than --frames {frames}")
+        raise SourceError(f"the source gave {summary.frames} frames, fewer than frames={frames}")
     stages = {k: {q: round(v, 3) for q, v in s.items()} for k, s in summary.stages_ms.items()}
     return {"fps": round(statistics.median(r[0] for r in runs), 2), "runs_fps": fps_values,
             "fps_whole_run": round(statistics.median(r[2] for r in runs), 2),
@@ -270,7 +270,10 @@ def ultralytics_predict(weights: str, video: Path, *, imgsz: int | None, device:
     """Ultralytics ``predict`` over the same video: frames per second, model load excluded."""
     from ultralytics import YOLO
 
-    model = YOLO(weights, task="segment")
+    from rtseg.backends.weights import ultralytics_loads
+
+    with ultralytics_loads():  # as data unless trusted, as rtseg's own load of the same file
+        model = YOLO(weights, task="segment")
     ul_device = device.split(":")[1] if device.startswith("cuda:") else "0" if device == "cuda" else device
     kwargs = {"imgsz": imgsz or 640, "device": ul_device, "half": half, "verbose": False, "stream": True, "save": save,
               "project": str(project), "name": "ultralytics", "exist_ok": True}
@@ -308,16 +311,18 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
               warmup: int = 10, repeats: int = 3,
               vs_ultralytics: bool = False, live_fps: float | None = None, progress=None) -> dict:  # noqa: ANN001
     """Measure every configuration; return the JSON-ready report (see the module docstring)."""
-    from rtseg.backends.registry import check_device, load_backend
+    from rtseg.backends.registry import check_device
     from rtseg.models.yolo_seg import YoloSegModel
+    from rtseg.pipeline.loading import load_runtime
     from rtseg.sinks.video import auto_preset, check_preset
     from rtseg.sources import open_source
 
     device = check_device(device, half=half)  # "auto" -> cuda / cpu, once, for every configuration
     if (source is None) == (synthetic is None):
-        raise ConfigError("give exactly one of --source VIDEO or --synthetic WxH")
+        raise ConfigError("give exactly one of source=VIDEO or synthetic=WxH")
     if frames < 1 or warmup < 0 or repeats < 1:
-        raise ConfigError("--frames and --repeats must be >= 1, --warmup >= 0")
+        raise ConfigError(f"frames={frames}, repeats={repeats}, warmup={warmup}: expected frames and repeats >= 1, "
+                          "warmup >= 0")
     if synthetic is not None:
         size_wh = parse_synthetic(synthetic)
 
@@ -335,13 +340,13 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
 
     sem = None
     if semantic:
-        from rtseg.backends.semantic_backend import load_semantic_backend
+        from rtseg.backends.registry import load_semantic_backend
         from rtseg.models.semantic import SemanticModel
 
         sem = SemanticModel(load_semantic_backend(semantic, device=device))
     for path in frame_paths:
         if path not in ("auto", "cpu", "device"):
-            raise ConfigError(f"--frame-path {path!r}: expected auto, cpu or device")
+            raise ConfigError(f"frame_path={path!r}: expected auto, cpu or device")
     for preset in presets:
         if preset != "auto":
             check_preset(preset)
@@ -353,9 +358,9 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
             if progress:
                 progress(f"{config.label}: model only and end to end, in turn")
             try:
-                net = load_backend(model, backend=config.backend, device=device, half=half, workers=config.workers)
+                net = load_runtime(model, backend=config.backend, device=device, half=half, workers=config.workers)
             except ConfigError as exc:
-                if len(workers) == 1 or "--workers" not in str(exc):
+                if len(workers) == 1 or not str(exc).startswith("workers="):
                     raise
                 skipped.append({"config": config.label, "reason": str(exc)})  # a sweep's combination that
                 continue  # cannot run (PyTorch x 2 workers): the other rows still can

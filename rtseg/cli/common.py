@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import typer
+
+from rtseg.backends.weights import trust_weights
 
 
 def setup_logging(verbose: bool) -> None:
@@ -17,6 +20,49 @@ def setup_logging(verbose: bool) -> None:
     root.propagate = False
 
 
+# library parameters (rtseg.load_model, rtseg.run, ...) and their command-line flags
+PARAMS = ("model semantic backend device half imgsz semantic_imgsz conf iou classes nms tile overlap tile_full "
+          "tile_merge quality pad morph_open morph_close min_area class_file workers sources out jsonl show "
+          "save_frames save_labels track trails max_frames batch video_preset hud alpha semantic_alpha image_fps "
+          "format dynamic int8 calib max_batch workspace frames warmup repeats json_out plot_out live "
+          "synthetic source split labels images epochs minutes crop scale flips loss lr encoder workspace_gb "
+          "frame_path open_px close_px").split()
+FLAGS = {"quality": "--semantic-quality", "json_out": "--json", "plot_out": "--plot", "workspace_gb": "--workspace",
+         "open_px": "--morph-open", "close_px": "--morph-close"}
+OFF_FLAGS = {"dynamic": "--static"}  # name=False on the command line; default --no-name
+_NAMES = "|".join(sorted(PARAMS, key=len, reverse=True))
+_SWITCHED = re.compile(r"(?:^|(?<=[\s(]))(" + _NAMES + r")=(True|False)\b")  # half=True -> --half
+_ASSIGNED = re.compile(r"(?:^|(?<=[\s(]))(" + _NAMES + r")=")  # conf=2
+# save_labels needs ...: only before a verb, so that "model file not found" stays prose
+_LEADING = re.compile(r"^(" + _NAMES + r")(?= (?:needs|is|are|and|or|with|without|must|lists|applies|only|has)\b)")
+
+
+def as_flags(message: str) -> str:
+    """A library error names parameters (``conf=2: expected ...``, ``save_labels needs ...``); on the command
+    line the same words name flags (``--conf 2: expected ...``, ``--save-labels needs ...``)."""
+    def flag(name: str) -> str:
+        return FLAGS.get(name, "--" + name.replace("_", "-"))
+
+    def switch(match: re.Match) -> str:
+        name = match.group(1)
+        return flag(name) if match.group(2) == "True" else OFF_FLAGS.get(name, "--no-" + name.replace("_", "-"))
+
+    message = _SWITCHED.sub(switch, message)
+    message = _ASSIGNED.sub(lambda m: flag(m.group(1)) + " ", message)
+    return _LEADING.sub(lambda m: flag(m.group(1)), message)
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"rtseg: error: {message}", err=True)
+    typer.echo(f"rtseg: error: {as_flags(message)}", err=True)
     return typer.Exit(code)
+
+
+TRUST_WEIGHTS_HELP = ("Unpickle .pt weights fully, running any code the file carries: only for files you trust "
+                      "(or set RTSEG_TRUST_WEIGHTS=1). Default: weights load as data (tensors and the classes of "
+                      "Ultralytics YOLO-seg and rtseg checkpoints); anything else is refused.")
+
+
+def apply_trust(trust: bool) -> None:
+    """``--trust-weights``: from here on this process unpickles ``.pt`` files fully (see rtseg.backends.weights)."""
+    if trust:
+        trust_weights(True)

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from rtseg.cli.common import fail, setup_logging
+from rtseg.cli.common import TRUST_WEIGHTS_HELP, apply_trust, fail, setup_logging
 from rtseg.errors import ConfigError, RtsegError
 
 DATA_HELP = ("Labelled data: a YOLO-seg data.yaml (or its folder), a COCO instances .json, or a mask-PNG folder "
@@ -47,6 +47,7 @@ def eval_cmd(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every metric here.")] = None,
     plot_out: Annotated[Optional[Path], typer.Option("--plot", help="Write the confusion matrix here (PNG).")
                         ] = None,
+    trust: Annotated[bool, typer.Option("--trust-weights", help=TRUST_WEIGHTS_HELP)] = False,
 ) -> None:
     """Measure a model on labelled images: mIoU, Dice, accuracy (semantic) or box/mask mAP (instance).
 
@@ -56,7 +57,7 @@ def eval_cmd(
       rtseg eval --model best.pt --data data.yaml --split val --json metrics.json
     """
     setup_logging(False)
-    from rtseg.backends.registry import model_task
+    apply_trust(trust)
     from rtseg.data.datasets import load_dataset
     from rtseg.evaluate.core import (
         evaluate_instance_model,
@@ -65,6 +66,7 @@ def eval_cmd(
         plot_confusion,
         write_json,
     )
+    from rtseg.models.task import model_task
     from rtseg.pipeline.loading import RunOptions, load_models
     from rtseg.sinks import check_writable
 
@@ -84,6 +86,10 @@ def eval_cmd(
     except RtsegError as exc:
         raise fail(str(exc)) from None
     report.model, report.data = model, str(data)
+    if report.skipped:
+        what = "class" if len(report.skipped) == 1 else f"{len(report.skipped)} classes"
+        typer.echo(f"rtseg: not measured, the data's {what} the model does not know: {', '.join(report.skipped)}",
+                   err=True)
     typer.echo(f"{report.task} evaluation of {model} on {data} ({report.images} images)")
     typer.echo(format_table(report))
     if json_out is not None:
@@ -130,6 +136,7 @@ def train(
     half: Annotated[bool, typer.Option(help="Semantic: store float16 weights (half the file).")] = False,
     plot_out: Annotated[Optional[Path], typer.Option("--plot", help="Loss and validation mIoU per epoch "
                                                      "(PNG). Default: beside --out.")] = None,
+    trust: Annotated[bool, typer.Option("--trust-weights", help=TRUST_WEIGHTS_HELP)] = False,
 ) -> None:
     """Train a semantic model (smp / torchvision) or an instance model (Ultralytics YOLO-seg) on your data.
 
@@ -141,6 +148,7 @@ def train(
       rtseg train --data people/data.yaml --model yolo11n-seg.yaml --imgsz 320 --epochs 50 --out people.pt
     """
     setup_logging(False)
+    apply_trust(trust)
     from rtseg.data.datasets import load_dataset
 
     try:
@@ -187,7 +195,7 @@ def train(
 
 def _is_instance_model(model: str) -> bool:
     """A YOLO-seg config or checkpoint (Ultralytics trains it); else a semantic architecture or checkpoint."""
-    from rtseg.backends.registry import model_task
+    from rtseg.models.task import model_task
 
     suffix = Path(model).suffix.lower()
     if suffix in (".pt", ".pth") and Path(model).is_file():

@@ -162,7 +162,7 @@ LABEL_KINDS = ("semantic", "instance", "trimap")
 
 def load_mask_png(root: Path, split: str | None = None, labels: str = "semantic") -> Dataset:
     if labels not in LABEL_KINDS:
-        raise ConfigError(f"--labels {labels!r}: expected one of {', '.join(LABEL_KINDS)}")
+        raise ConfigError(f"labels={labels!r}: expected one of {', '.join(LABEL_KINDS)}")
     names = _read_names(root)
     if labels != "semantic":  # one object class; the label map is background / object
         if len(names) != 1:
@@ -206,7 +206,9 @@ def load_yolo_seg(path: Path, split: str = "val") -> Dataset:
         raise ConfigError(f"{path}: no data.yaml (a YOLO-seg data set is described by one)")
     spec = yaml.safe_load(data_yaml.read_text()) or {}
     root = Path(spec.get("path") or data_yaml.parent)
-    root = root if root.is_absolute() else (data_yaml.parent / root)
+    # absolute, so that image paths hold the "/images/" that label paths are derived from even for
+    # `path: .` or a data.yaml named relative to the current folder
+    root = (root if root.is_absolute() else (data_yaml.parent / root)).absolute()
     if split not in spec:
         have = ", ".join(k for k in ("train", "val", "test") if k in spec)
         raise ConfigError(f"{data_yaml}: no {split!r} split (it has: {have or 'none'})")
@@ -216,6 +218,9 @@ def load_yolo_seg(path: Path, split: str = "val") -> Dataset:
     if not images:
         raise ConfigError(f"{data_yaml}: split {split!r} has no images")
     labels = [_label_path(p) for p in images]
+    if not any(p.is_file() for p in labels):
+        raise ConfigError(f"{data_yaml}: no label file for any of the {len(images)} images of split {split!r} "
+                          f"(looked for {labels[0]} and the like: YOLO-seg labels live in labels/ beside images/)")
     return Dataset("yolo-seg", images, names, (BACKGROUND, *names), labels)
 
 

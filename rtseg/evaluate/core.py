@@ -9,8 +9,11 @@
   confusion matrix matches detections at ``conf`` >= 0.25 to ground truth at mask IoU >= 0.5, with a
   "background" row (missed objects) and column (false detections).
 
-Model and data classes are matched by name (case-insensitive); model classes the data does not label are
-ignored, and data classes the model does not know are an error.
+Model and data classes are matched by name (case-insensitive) and only the classes both know are measured:
+model classes the data does not label are ignored, and data classes the model does not know are skipped
+(their objects, or their pixels, count neither for nor against the model) and listed in
+:attr:`EvalReport.skipped`. No class in common, or no labelled object (pixel) of a shared class in the whole
+set, is an error: a table of NaN would say nothing.
 """
 
 from __future__ import annotations
@@ -43,29 +46,32 @@ class EvalReport:
     metrics: dict
     confusion: NDArray[np.int64]
     per_class: list[dict] = field(default_factory=list)
+    skipped: tuple[str, ...] = ()  # data classes the model does not know, left out of every metric
 
     def to_json(self) -> dict:
         return {"task": self.task, "model": self.model, "data": self.data, "images": self.images,
-                "metrics": self.metrics, "per_class": self.per_class, "confusion_names": list(self.names),
-                "confusion": self.confusion.tolist()}
+                "metrics": self.metrics, "per_class": self.per_class, "skipped_classes": list(self.skipped),
+                "confusion_names": list(self.names), "confusion": self.confusion.tolist()}
 
 
-def _name_map(model_names: tuple[str, ...], data_names: tuple[str, ...], what: str) -> dict[int, int]:
-    """data class id -> model class id, by name."""
+def _name_map(model_names: tuple[str, ...], data_names: tuple[str, ...], what: str
+              ) -> tuple[dict[int, int], tuple[str, ...]]:
+    """(data class id -> model class id for the classes both name, data classes the model lacks)."""
     lookup = {n.lower(): i for i, n in enumerate(model_names)}
-    missing = [n for n in data_names if n.lower() not in lookup]
-    if missing:
-        raise ConfigError(f"the data's {what} classes {missing} are not classes of the model "
-                          f"({', '.join(model_names)}); rename them in the data set's class list")
-    return {i: lookup[n.lower()] for i, n in enumerate(data_names)}
+    mapping = {i: lookup[n.lower()] for i, n in enumerate(data_names) if n.lower() in lookup}
+    skipped = tuple(n for n in data_names if n.lower() not in lookup)
+    if not mapping:
+        raise ConfigError(f"no class in common: the data's {what} classes ({', '.join(data_names)}) are none of "
+                          f"the model's ({', '.join(model_names)}); rename them in the data set's class list")
+    return mapping, skipped
 
 
 def evaluate_semantic_model(model, data: Dataset, progress: Callable | None = None) -> EvalReport:  # noqa: ANN001
     from rtseg.evaluate.semantic import confusion_matrix, semantic_metrics
 
     names = tuple(model.names)
-    mapping = _name_map(names, data.semantic_names, "semantic")
-    lut = np.full(256, IGNORE, np.uint8)
+    mapping, skipped = _name_map(names, data.semantic_names, "semantic")
+    lut = np.full(256, IGNORE, np.uint8)  # pixels of skipped classes are ignored
     for d, m in mapping.items():
         lut[d] = m
     conf = np.zeros((len(names), len(names)), np.int64)
@@ -74,6 +80,9 @@ def evaluate_semantic_model(model, data: Dataset, progress: Callable | None = No
         conf += confusion_matrix(pred, lut[data.semantic(i)], len(names), ignore_index=IGNORE)
         if progress:
             progress()
+    if not conf.sum():
+        shared = ", ".join(names[m] for m in sorted(set(mapping.values())))
+        raise ConfigError(f"no labelled pixel of the classes {shared} in the {len(data)} images: check the label files")
     metrics = semantic_metrics(conf)
     per_class = [{"class": n, **{k: metrics[k][c] for k in ("iou", "dice", "precision", "recall")},
                   "gt_pixels": int(conf[c].sum())} for c, n in enumerate(names)]
@@ -82,7 +91,7 @@ def evaluate_semantic_model(model, data: Dataset, progress: Callable | None = No
     present = [c for c in range(len(names)) if conf[c].sum() or conf[:, c].sum()]
     summary["mPrecision"] = float(np.nanmean([metrics["precision"][c] for c in present])) if present else np.nan
     summary["mRecall"] = float(np.nanmean([metrics["recall"][c] for c in present])) if present else np.nan
-    return EvalReport("semantic", "", "", len(data), names, summary, conf, per_class)
+    return EvalReport("semantic", "", "", len(data), names, summary, conf, per_class, skipped)
 
 
 def _gt_instances(data: Dataset, i: int, to_model: dict[int, int]):  # noqa: ANN202
@@ -90,8 +99,9 @@ def _gt_instances(data: Dataset, i: int, to_model: dict[int, int]):  # noqa: ANN
 
     from rtseg.evaluate.instance import ImageInstances
 
-    objects = data.instances(i)
-    crowd = data.crowd(i)
+    objects, crowd = data.instances(i), data.crowd(i)
+    keep = [c in to_model for c, _ in objects]  # objects of classes the model does not know are skipped
+    objects, crowd = [o for o, k in zip(objects, keep) if k], crowd[np.asarray(keep, bool)]
     h, w = data.image(i).shape[:2] if not objects else objects[0][1].shape
     masks = [mask_utils.encode(np.asfortranarray(m.astype(np.uint8))) for _, m in objects]
     boxes = np.array([mask_utils.toBbox(r) for r in masks], np.float64).reshape(-1, 4)
@@ -137,16 +147,19 @@ def evaluate_instance_model(model, data: Dataset, progress: Callable | None = No
     from rtseg.evaluate.instance import coco_map
 
     names = tuple(model.names)
-    to_model = _name_map(names, data.names, "instance")
+    to_model, skipped = _name_map(names, data.names, "instance")
     classes = sorted(set(to_model.values()))
     n = len(names)
     conf = np.zeros((n + 1, n + 1), np.int64)
-    gts, preds = [], []
+    gts = [_gt_instances(data, i, to_model) for i in range(len(data))]  # labels first: cheap, and may be wrong
+    if not any(len(g.classes) for g in gts):
+        raise ConfigError(f"no labelled object of the classes {', '.join(names[c] for c in classes)} in the "
+                          f"{len(data)} images: check the label files")
+    preds = []
     for i in range(len(data)):
         (result,) = model([data.image(i)])
-        gts.append(_gt_instances(data, i, to_model))
         preds.append(_pred_instances(result, i))
-        _confusion_update(conf, gts[-1], preds[-1], n)
+        _confusion_update(conf, gts[i], preds[-1], n)
         if progress:
             progress()
     box = coco_map(gts, preds, iou_type="bbox", class_ids=classes)
@@ -159,7 +172,7 @@ def evaluate_instance_model(model, data: Dataset, progress: Callable | None = No
                  for c in classes]
     keep = [*classes, n]  # only the classes the data labels, and background
     return EvalReport("instance", "", "", len(data), tuple([*(names[c] for c in classes), "background"]),
-                      metrics, conf[np.ix_(keep, keep)], per_class)
+                      metrics, conf[np.ix_(keep, keep)], per_class, skipped)
 
 
 def format_table(report: EvalReport) -> str:

@@ -1,7 +1,7 @@
 """INT8 calibration for TensorRT engine builds: sample images letterboxed as rtseg letterboxes frames, fed
 to TensorRT's entropy calibrator in batches, with the calibration cached beside the engine.
 
-Plain Python and NumPy (PyTorch for the device buffers); TensorRT itself is only touched through the
+Plain Python, NumPy and OpenCV (PyTorch for the device buffers); TensorRT itself is only touched through the
 ``trt`` module passed to :func:`trt_calibrator`.
 """
 
@@ -13,10 +13,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from rtseg.errors import ConfigError
+from rtseg.preprocess.letterbox import apply_letterbox, plan_letterbox, to_input_batch
 
 LOGGER = logging.getLogger(__name__)
 
@@ -28,11 +30,11 @@ def calibration_files(folder: str | Path, limit: int = CALIB_LIMIT) -> list[Path
     """Up to ``limit`` images of ``folder`` (sorted, recursively), or a one-line :class:`ConfigError`."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise ConfigError(f"--calib {folder}: not a folder; INT8 calibration needs a folder of sample images "
+        raise ConfigError(f"calib={folder}: not a folder; INT8 calibration needs a folder of sample images "
                           "(a few hundred frames like those the engine will see)")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise ConfigError(f"--calib {folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+        raise ConfigError(f"calib={folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
     if len(files) > limit:  # an even spread over the folder, not its first frames only
         files = [files[round(i * (len(files) - 1) / (limit - 1))] for i in range(limit)] if limit > 1 else files[:1]
     return files
@@ -63,10 +65,6 @@ class CalibrationImages:
         return max(1, len(self.files) // self.batch)
 
     def _load(self, path: Path) -> NDArray[np.uint8] | None:
-        import cv2
-
-        from rtseg.preprocess.letterbox import apply_letterbox, plan_letterbox
-
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             LOGGER.warning("INT8 calibration: cannot read %s, skipped", path)
@@ -75,8 +73,6 @@ class CalibrationImages:
         return apply_letterbox(image, lb)
 
     def __iter__(self) -> Iterator[NDArray[np.float32]]:
-        from rtseg.preprocess.letterbox import to_input_batch
-
         needed = len(self) * self.batch
         pending: list[NDArray[np.uint8]] = []
         produced = 0

@@ -13,14 +13,16 @@ skips it. TensorRT and CUDA are imported only inside :func:`export_engine`; the 
 
 from __future__ import annotations
 
-import functools
+import json
 import logging
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
+from rtseg.backends.base import INSTANCE_METADATA_KEY, SEMANTIC_METADATA_KEY, ModelInfo
 from rtseg.backends.trt_meta import EngineMeta, engine_name, profile_shapes, write_engine
+from rtseg.backends.trt_runtime import gpu_identity, import_tensorrt, trt_logger
 from rtseg.errors import BackendUnavailable, ConfigError, ModelError
 from rtseg.exporters.calibration import (  # noqa: F401 - re-exported: the build's INT8 pieces
     CALIB_LIMIT,
@@ -31,24 +33,16 @@ from rtseg.exporters.calibration import (  # noqa: F401 - re-exported: the build
     calibration_files,
     trt_calibrator,
 )
+from rtseg.exporters.onnx import export_onnx
+from rtseg.exporters.semantic_onnx import export_semantic_onnx
+from rtseg.models.task import model_task
 
 LOGGER = logging.getLogger(__name__)
 
 DEFAULT_DIR = Path("engines")
 
-NO_TENSORRT = ("TensorRT is needed to build and run engines: install the NVIDIA TensorRT Python package "
-               "(pip install tensorrt) on a machine with an NVIDIA GPU")
 NO_CUDA = ("building a TensorRT engine needs an NVIDIA GPU, and PyTorch sees no CUDA device here: build the "
            "engine on the machine that will run it (with a CUDA build of PyTorch)")
-
-
-def import_tensorrt() -> Any:
-    """``import tensorrt``, or a one-line :class:`BackendUnavailable`."""
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise BackendUnavailable(NO_TENSORRT) from None
-    return trt
 
 
 def require_cuda() -> None:
@@ -57,56 +51,6 @@ def require_cuda() -> None:
 
     if not torch.cuda.is_available():
         raise BackendUnavailable(NO_CUDA)
-
-
-class _TrtLog:
-    """Forwards TensorRT's messages to Python logging and remembers the last error (for one-line reports)."""
-
-    def __init__(self) -> None:
-        self.last_error = ""
-        self._lock = threading.Lock()
-
-    def log(self, severity: Any, msg: str, trt: Any) -> None:
-        sev = trt.ILogger.Severity
-        if severity in (sev.INTERNAL_ERROR, sev.ERROR):
-            with self._lock:
-                self.last_error = " ".join(str(msg).split())[:300]
-            LOGGER.error("TensorRT: %s", msg)
-        elif severity == sev.WARNING:
-            LOGGER.warning("TensorRT: %s", msg)
-        elif severity == sev.INFO:
-            LOGGER.debug("TensorRT: %s", msg)
-
-    def take_error(self) -> str:
-        with self._lock:
-            msg, self.last_error = self.last_error, ""
-        return msg
-
-
-@functools.lru_cache(maxsize=1)
-def trt_logger() -> Any:
-    """The one TensorRT logger of this process (builders and runtimes must share one), with ``.sink``."""
-    trt = import_tensorrt()
-    sink = _TrtLog()
-
-    class Logger(trt.ILogger):
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-            self.sink = sink
-
-        def log(self, severity, msg):  # noqa: ANN001, ANN202 - TensorRT callback signature
-            sink.log(severity, msg, trt)
-
-    return Logger()
-
-
-def gpu_identity(device: int | None = None) -> tuple[str, str]:
-    """(name, compute capability such as ``"9.0"``) of a CUDA device (default: the current one)."""
-    import torch
-
-    index = torch.cuda.current_device() if device is None else device
-    major, minor = torch.cuda.get_device_capability(index)
-    return torch.cuda.get_device_name(index), f"{major}.{minor}"
 
 
 class BuildProgress:
@@ -164,20 +108,20 @@ def precision_of(half: bool, int8: bool) -> str:
 def _check_options(*, out: str | Path | None, half: bool, int8: bool, calib: str | Path | None, batch: int,
                    dynamic: bool, max_batch: int, workspace_gb: float | None) -> None:
     if int8 and calib is None:
-        raise ConfigError("--int8 needs --calib DIR: a folder of sample images to calibrate activation ranges")
+        raise ConfigError("int8=True needs calib=DIR: a folder of sample images to calibrate activation ranges")
     if calib is not None and not int8:
-        raise ConfigError("--calib is only used with --int8")
+        raise ConfigError("calib is only used with int8=True")
     if calib is not None and not Path(calib).is_dir():
-        raise ConfigError(f"--calib {calib}: not a folder of images")
+        raise ConfigError(f"calib={calib}: not a folder of images")
     profile_shapes((3, 32, 32), batch, dynamic, max_batch)  # batch range checks, one-line errors
     if workspace_gb is not None and workspace_gb <= 0:
-        raise ConfigError(f"--workspace {workspace_gb}: expected a positive size in GiB")
+        raise ConfigError(f"workspace_gb={workspace_gb}: expected a positive size in GiB")
     if out is not None:
         target = Path(out)
         if target.suffix.lower() != ".engine":
-            raise ConfigError(f"--out {target}: a TensorRT engine needs the .engine suffix")
+            raise ConfigError(f"out={target}: a TensorRT engine needs the .engine suffix")
         if not target.parent.exists():
-            raise ConfigError(f"--out {target}: folder {target.parent} does not exist")
+            raise ConfigError(f"out={target}: folder {target.parent} does not exist")
 
 
 def _onnx_input(path: Path) -> tuple[str, tuple[int, ...], dict[str, str]]:
@@ -190,28 +134,20 @@ def _onnx_input(path: Path) -> tuple[str, tuple[int, ...], dict[str, str]]:
     return inp.name, dims, {p.key: p.value for p in proto.metadata_props}
 
 
-def _export_onnx(weights: str, task: str, target: Path, imgsz: int | None, batch: int, dynamic_onnx: bool
-                 ) -> tuple[Path, str, tuple[int, ...], dict[str, Any]]:
+def _export_onnx(weights: str, task: str, target: Path, imgsz: int | None, batch: int, dynamic_onnx: bool,
+                 nms: bool | None = None) -> tuple[Path, str, tuple[int, ...], dict[str, Any]]:
     """The ONNX export the engine is built from, and what the engine metadata needs from it."""
-    import json
-
     if task == "semantic":
-        from rtseg.backends.semantic_backend import ONNX_METADATA_KEY
-        from rtseg.exporters.semantic_onnx import export_semantic_onnx
-
         path = export_semantic_onnx(weights, out=target, imgsz=imgsz, dynamic=dynamic_onnx)
         name, dims, meta = _onnx_input(path)
-        sem = json.loads(meta[ONNX_METADATA_KEY])
+        sem = json.loads(meta[SEMANTIC_METADATA_KEY])
         fields = {"names": tuple(sem["names"]), "imgsz": tuple(sem["imgsz"]), "task": "semantic",
                   "stride": int(sem.get("stride", 32)), "end2end": False, "semantic": sem}
     else:
-        from rtseg.backends.base import ModelInfo
-        from rtseg.exporters.onnx import export_onnx
-
-        path = export_onnx(weights, out=target, imgsz=imgsz, dynamic=dynamic_onnx,
+        path = export_onnx(weights, out=target, imgsz=imgsz, dynamic=dynamic_onnx, nms=nms,
                            **({} if dynamic_onnx else {"batch": batch}))
         name, dims, meta = _onnx_input(path)
-        info = ModelInfo.from_json(meta["rtseg"])
+        info = ModelInfo.from_json(meta[INSTANCE_METADATA_KEY])
         if info.task != "segment":
             raise ModelError(f"{weights} is a {info.task!r} model; rtseg engines hold instance or semantic "
                              "segmentation models")
@@ -222,7 +158,8 @@ def _export_onnx(weights: str, task: str, target: Path, imgsz: int | None, batch
 
 def export_engine(weights: str, *, out: str | Path | None = None, imgsz: int | None = None, half: bool = False,
                   int8: bool = False, calib: str | Path | None = None, batch: int = 1, dynamic: bool = False,
-                  max_batch: int = 8, workspace_gb: float | None = 4, progress: bool = True) -> Path:
+                  max_batch: int = 8, workspace_gb: float | None = 4, progress: bool = True,
+                  nms: bool | None = None) -> Path:
     """Build a TensorRT engine from YOLO-seg or semantic weights, for the GPU of this machine.
 
     Args:
@@ -239,14 +176,14 @@ def export_engine(weights: str, *, out: str | Path | None = None, imgsz: int | N
         max_batch: the largest batch of a dynamic engine.
         workspace_gb: TensorRT's scratch-memory limit while building, in GiB (None: TensorRT's default).
         progress: show the build phases as progress bars.
+        nms: the YOLO26 head the engine holds, as in :func:`rtseg.exporters.onnx.export_onnx`: None or True
+            the one-to-many head (rtseg runs NMS), False the one-to-one head.
 
     Raises:
         ConfigError: contradictory or out-of-range options.
         BackendUnavailable: no CUDA GPU, no TensorRT, or a TensorRT without the precision asked for.
         ModelError: the weights cannot be loaded or exported, or TensorRT cannot build them.
     """
-    from rtseg.backends.registry import model_task
-
     _check_options(out=out, half=half, int8=int8, calib=calib, batch=batch, dynamic=dynamic, max_batch=max_batch,
                    workspace_gb=workspace_gb)
     precision = precision_of(half, int8)
@@ -264,7 +201,7 @@ def export_engine(weights: str, *, out: str | Path | None = None, imgsz: int | N
     with tempfile.TemporaryDirectory(prefix="rtseg-engine-") as tmp:
         dynamic_onnx = dynamic or (task == "semantic" and batch != 1)  # the semantic exporter fixes batch 1
         onnx_path, input_name, dims, fields = _export_onnx(weights, task, Path(tmp) / "model.onnx", imgsz, batch,
-                                                           dynamic_onnx)
+                                                           dynamic_onnx, nms)
         chw = (dims[1] if dims[1] > 0 else 3, *fields["imgsz"])
         shapes = profile_shapes(chw, batch, dynamic, max_batch)
         lo, opt, hi = shapes[0][0], shapes[1][0], shapes[2][0]

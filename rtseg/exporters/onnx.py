@@ -13,15 +13,19 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from rtseg.backends.base import ModelInfo
-from rtseg.backends.registry import FORMATS, _import, model_task
+from rtseg.backends.base import INSTANCE_METADATA_KEY, ModelInfo
+from rtseg.backends.registry import FORMATS, _import
+from rtseg.backends.torch_backend import TorchBackend, load_yolo
+from rtseg.config import __version__
 from rtseg.errors import ConfigError, ModelError
+from rtseg.exporters.semantic_onnx import export_semantic_onnx
+from rtseg.models.task import model_task
 
 LOGGER = logging.getLogger(__name__)
 
 
 def export_onnx(weights: str, *, out: Path | None = None, imgsz: int | None = None, dynamic: bool = True,
-                opset: int | None = None, batch: int = 1) -> Path:
+                opset: int | None = None, batch: int = 1, nms: bool | None = None) -> Path:
     """Export YOLO-seg weights to ONNX with Ultralytics' exporter and add rtseg's metadata.
 
     Args:
@@ -32,18 +36,19 @@ def export_onnx(weights: str, *, out: Path | None = None, imgsz: int | None = No
             PyTorch); ``False`` fixes the input at ``imgsz`` x ``imgsz``.
         opset: ONNX opset; default: Ultralytics' choice.
         batch: the fixed batch of a static export (a dynamic one accepts any).
+        nms: which YOLO26 head the export holds, as in :class:`rtseg.backends.torch_backend.TorchBackend`:
+            None or True the one-to-many head (rtseg runs NMS on its outputs; no NMS is put in the graph),
+            False the one-to-one head (final detections). The metadata's ``end2end`` records the choice.
     """
     import onnx
 
-    from rtseg.backends.torch_backend import TorchBackend, load_yolo
-
-    info = TorchBackend(weights).info  # validates file and task, one-line errors
+    info = TorchBackend(weights, nms=nms).info  # validates file and task, one-line errors; picks the head
     size = imgsz or info.imgsz[0]
     target = Path(out) if out else Path(weights).with_suffix(".onnx")
     if target.suffix.lower() != ".onnx" and not target.name.endswith(".partial"):
-        raise ConfigError(f"--out {target}: an ONNX export needs the .onnx suffix")
+        raise ConfigError(f"out={target}: an ONNX export needs the .onnx suffix")
     if not target.parent.exists():
-        raise ConfigError(f"--out {target}: folder {target.parent} does not exist")
+        raise ConfigError(f"out={target}: folder {target.parent} does not exist")
     with tempfile.TemporaryDirectory(prefix="rtseg-export-") as tmp:
         local = Path(tmp) / Path(weights).name  # Ultralytics writes beside its input; keep that in a temp dir
         if Path(weights).exists():
@@ -52,7 +57,8 @@ def export_onnx(weights: str, *, out: Path | None = None, imgsz: int | None = No
         else:
             source = weights
         yolo = load_yolo(source)
-        kwargs = {"nms": False} if info.end2end else {}  # nms=False keeps YOLO26's NMS-free head
+        # Ultralytics' exporter keeps the one-to-one head with nms=False and the one-to-many one with nms=None
+        kwargs = {"nms": False} if info.end2end else {}
         from ultralytics.utils import LOGGER as ULTRALYTICS_LOGGER
 
         level = ULTRALYTICS_LOGGER.level
@@ -67,8 +73,9 @@ def export_onnx(weights: str, *, out: Path | None = None, imgsz: int | None = No
         model = onnx.load(str(produced))
         meta = ModelInfo(names=info.names, imgsz=(size, size), task=info.task, stride=info.stride,
                          end2end=info.end2end, dynamic=dynamic)
-        entry = next((p for p in model.metadata_props if p.key == "rtseg"), None) or model.metadata_props.add()
-        entry.key, entry.value = "rtseg", meta.to_json()
+        entry = next((p for p in model.metadata_props if p.key == INSTANCE_METADATA_KEY), None) \
+            or model.metadata_props.add()
+        entry.key, entry.value = INSTANCE_METADATA_KEY, meta.to_json()
         onnx.save(model, str(target))
     LOGGER.info("exported %s -> %s", weights, target)
     return target
@@ -79,26 +86,28 @@ def cache_dir() -> Path:
     return Path(os.environ.get("RTSEG_CACHE") or Path.home() / ".cache" / "rtseg")
 
 
-def cached_onnx(weights: str) -> Path | None:
-    """A dynamic ONNX export of ``weights``, made once and reused (keyed by file content and versions).
+def cached_onnx(weights: str, *, nms: bool | None = None) -> Path | None:
+    """A dynamic ONNX export of ``weights``, made once and reused (keyed by file content, head and versions).
+
+    ``nms`` picks the YOLO26 head as in :func:`export_onnx`; None and True give the same export.
 
     Returns None (PyTorch is used instead, with a warning) when the export itself fails; problems with the
     weights (missing, corrupt, wrong task) raise :class:`ModelError` as loading them would.
     """
     import ultralytics
 
-    from rtseg import __version__
-
     path = Path(weights)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    target = cache_dir() / "onnx" / f"{path.stem}-{digest}-rtseg{__version__}-ul{ultralytics.__version__}.onnx"
+    head = "no-nms" if nms is False else "nms"  # the graph holds the head: one export per mode
+    target = (cache_dir() / "onnx"
+              / f"{path.stem}-{digest}-{head}-rtseg{__version__}-ul{ultralytics.__version__}.onnx")
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         LOGGER.info("exporting %s to ONNX for CPU inference (once; cached at %s)", weights, target)
-        export_onnx(weights, out=partial)
+        export_onnx(weights, out=partial, nms=nms)
         partial.replace(target)
     except ModelError as exc:
         if "ONNX export" not in str(exc):
@@ -120,9 +129,7 @@ def export(weights: str, fmt: str, **kwargs: object) -> Path:
     spec = FORMATS.get(fmt)
     if spec is None or spec.exporter is None:
         choices = ", ".join(name for name, f in FORMATS.items() if f.exporter)
-        raise ConfigError(f"--format {fmt!r}: rtseg exports to {choices}")
+        raise ConfigError(f"format={fmt!r}: rtseg exports to {choices}")
     if fmt == "onnx" and model_task(weights) == "semantic":
-        from rtseg.exporters.semantic_onnx import export_semantic_onnx
-
         return export_semantic_onnx(weights, **kwargs)  # type: ignore[arg-type]
     return _import(spec.exporter)(weights, **kwargs)  # type: ignore[operator]

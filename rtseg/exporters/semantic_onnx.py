@@ -15,8 +15,9 @@ from pathlib import Path
 
 import torch
 
-from rtseg.backends.semantic_backend import ONNX_METADATA_KEY
+from rtseg.backends.base import SEMANTIC_METADATA_KEY
 from rtseg.errors import ConfigError, ModelError
+from rtseg.models.zoo import load_semantic
 
 LOGGER = logging.getLogger(__name__)
 DEFAULT_OPSET = 17
@@ -25,7 +26,8 @@ DEFAULT_OPSET = 17
 def export_semantic_onnx(checkpoint: str | Path, *, out: str | Path | None = None,
                          imgsz: int | Sequence[int] | None = None, dynamic: bool = True,
                          opset: int = DEFAULT_OPSET) -> Path:
-    """Export a semantic checkpoint (or pretrained name) to ONNX for :class:`OrtSemanticBackend`.
+    """Export a semantic checkpoint (or pretrained name) to ONNX, for
+    :class:`~rtseg.backends.ort_backend.OrtSemanticBackend`.
 
     Args:
         checkpoint: anything :func:`rtseg.models.zoo.load_semantic` reads.
@@ -43,8 +45,6 @@ def export_semantic_onnx(checkpoint: str | Path, *, out: str | Path | None = Non
         ConfigError: bad ``out`` or ``opset``.
     """
     import onnx
-
-    from rtseg.models.zoo import load_semantic
 
     if opset < 17:
         raise ConfigError(f"opset {opset}: semantic export needs opset 17 or newer")
@@ -64,9 +64,9 @@ def export_semantic_onnx(checkpoint: str | Path, *, out: str | Path | None = Non
     if out is None and Path(str(checkpoint)).is_file():
         target = Path(str(checkpoint)).with_suffix(".onnx")
     if target.suffix.lower() != ".onnx":
-        raise ConfigError(f"--out {target}: an ONNX export needs the .onnx suffix")
+        raise ConfigError(f"out={target}: an ONNX export needs the .onnx suffix")
     if not target.parent.exists():
-        raise ConfigError(f"--out {target}: folder {target.parent} does not exist")
+        raise ConfigError(f"out={target}: folder {target.parent} does not exist")
     dummy = torch.zeros((1, 3, *size), dtype=torch.float32)
     axes = {"images": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch", 2: "out_height", 3: "out_width"}}
     try:
@@ -80,8 +80,9 @@ def export_semantic_onnx(checkpoint: str | Path, *, out: str | Path | None = Non
         raise ModelError(f"ONNX export of {checkpoint} failed: {str(exc).strip().splitlines()[0][:300]}") from None
     proto = onnx.load(str(target))
     meta = dataclasses.replace(info, imgsz=size, dynamic=dynamic)
-    entry = next((p for p in proto.metadata_props if p.key == ONNX_METADATA_KEY), None) or proto.metadata_props.add()
-    entry.key, entry.value = ONNX_METADATA_KEY, meta.to_json()
+    entry = next((p for p in proto.metadata_props if p.key == SEMANTIC_METADATA_KEY), None) \
+        or proto.metadata_props.add()
+    entry.key, entry.value = SEMANTIC_METADATA_KEY, meta.to_json()
     onnx.save(proto, str(target))
     LOGGER.info("exported %s -> %s", checkpoint, target)
     return target

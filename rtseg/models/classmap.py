@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 import yaml
 from numpy.typing import NDArray
 
@@ -67,19 +68,19 @@ def load_class_file(path: Path) -> dict[str, ClassMap]:
     """Sections of a class file: ``"semantic"``, ``"instance"`` and/or ``"default"`` (top-level keys)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"--class-file {path}: no such file")
+        raise ConfigError(f"class_file={path}: no such file")
     try:
         data = json.loads(path.read_text()) if path.suffix.lower() == ".json" else yaml.safe_load(path.read_text())
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"--class-file {path}: not valid {path.suffix.lstrip('.') or 'YAML'} ({exc})") from None
+        raise ConfigError(f"class_file={path}: not valid {path.suffix.lstrip('.') or 'YAML'} ({exc})") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"--class-file {path}: expected a mapping with 'names' (and 'palette', 'map')")
-    out = {key: _parse(data[key], f"--class-file {path} [{key}]") for key in ("semantic", "instance")
+        raise ConfigError(f"class_file={path}: expected a mapping with 'names' (and 'palette', 'map')")
+    out = {key: _parse(data[key], f"class_file={path} [{key}]") for key in ("semantic", "instance")
            if key in data}
     if "names" in data:
-        out["default"] = _parse(data, f"--class-file {path}")
+        out["default"] = _parse(data, f"class_file={path}")
     if not out:
-        raise ConfigError(f"--class-file {path}: no 'names' (top level, or under semantic: / instance:)")
+        raise ConfigError(f"class_file={path}: no 'names' (top level, or under semantic: / instance:)")
     return out
 
 
@@ -89,12 +90,20 @@ class RemappedSemantic:
     def __init__(self, model, classmap: ClassMap) -> None:  # noqa: ANN001 - SemanticModel or TiledSemantic
         self.model, self.classmap, self.backend = model, classmap, model.backend
         if classmap.lut is None and len(classmap.names) < len(model.names):
-            raise ConfigError(f"--class-file lists {len(classmap.names)} names, the semantic model has "
+            raise ConfigError(f"class_file lists {len(classmap.names)} names, the semantic model has "
                               f"{len(model.names)} classes; add names or a 'map'")
         palette = classmap.palette_bgr or tuple(model.info.palette_bgr[i % len(model.info.palette_bgr)]
                                                 for i in range(len(classmap.names)))
         self.info = replace(model.info, names=classmap.names, palette_bgr=palette)
         self.names = classmap.names
+
+    @property
+    def device(self) -> torch.device:  # the rtseg.models.base.SemanticStage protocol
+        return self.model.device
+
+    @property
+    def uses_torch_cpu(self) -> bool:
+        return self.model.uses_torch_cpu
 
     def __call__(self, images):  # noqa: ANN001, ANN204
         labels = self.model(images)

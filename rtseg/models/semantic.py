@@ -3,17 +3,16 @@
 The stage mirrors :class:`rtseg.models.yolo_seg.YoloSegModel`: :meth:`SemanticModel.prepare` letterboxes
 and normalises, :meth:`SemanticModel.infer` calls a :class:`SemanticBackend`, :meth:`SemanticModel.finish`
 maps the logits back to each frame. Model builders, checkpoints and named pretrained weights live in
-:mod:`rtseg.models.zoo`; the PyTorch and ONNX Runtime backends in
-:mod:`rtseg.backends.semantic_backend`.
+:mod:`rtseg.models.zoo`; the :class:`~rtseg.backends.base.SemanticBackend` protocol and
+:class:`~rtseg.backends.base.SemanticInfo` in :mod:`rtseg.backends.base`, the backends beside the instance ones
+(one module per runtime).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Protocol
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -21,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
 
+from rtseg.backends.base import SemanticBackend
 from rtseg.errors import ConfigError
 from rtseg.postprocess.morphology import clean_labels
 from rtseg.preprocess.letterbox import Letterbox, Letterboxer, resolve_imgsz, to_input_batch
@@ -29,73 +29,6 @@ QUALITIES = ("fast", "high")
 # Upper bound on float32 elements of one upsampled chunk of classes in "high" quality (2**25 floats = 128 MiB):
 # 150 ADE20K classes at 4K would otherwise need 5 GB for one frame.
 _HIGH_CHUNK_ELEMENTS = 2**25
-
-
-@dataclass(frozen=True)
-class SemanticInfo:
-    """What the semantic stage needs to know about a model; checkpoints and ONNX exports carry it.
-
-    Attributes:
-        names: class names, indexed by class id (at most 256: labels are uint8).
-        palette_bgr: one (B, G, R) colour per class, 0..255, in frame channel order.
-        imgsz: (height, width) the model was trained or exported at; the default inference size.
-        mean_rgb: per-channel mean subtracted from RGB pixels scaled to 0..1.
-        std_rgb: per-channel standard deviation the centred RGB pixels are divided by.
-        arch: architecture name, a key of :data:`rtseg.models.zoo.ARCHS`.
-        encoder: backbone name for encoder-decoder architectures (segmentation-models-pytorch), else None.
-        stride: inputs are padded to a multiple of this.
-        dynamic: the backend accepts any input size that is a multiple of ``stride``; False for an ONNX file
-            exported at a fixed size (frames are then letterboxed to exactly ``imgsz``).
-    """
-
-    names: tuple[str, ...]
-    palette_bgr: tuple[tuple[int, int, int], ...]
-    imgsz: tuple[int, int]
-    mean_rgb: tuple[float, float, float]
-    std_rgb: tuple[float, float, float]
-    arch: str
-    encoder: str | None = None
-    stride: int = 32
-    dynamic: bool = True
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "names", tuple(str(n) for n in self.names))
-        object.__setattr__(self, "palette_bgr", tuple(tuple(int(v) for v in c) for c in self.palette_bgr))
-        object.__setattr__(self, "imgsz", tuple(int(v) for v in self.imgsz))
-        object.__setattr__(self, "mean_rgb", tuple(float(v) for v in self.mean_rgb))
-        object.__setattr__(self, "std_rgb", tuple(float(v) for v in self.std_rgb))
-        if not 1 <= len(self.names) <= 256:
-            raise ValueError(f"SemanticInfo.names: expected 1 to 256 classes, got {len(self.names)}")
-        if len(self.palette_bgr) != len(self.names) or any(len(c) != 3 for c in self.palette_bgr):
-            raise ValueError(f"SemanticInfo.palette_bgr: expected {len(self.names)} (B, G, R) triples")
-        if len(self.imgsz) != 2 or len(self.mean_rgb) != 3 or len(self.std_rgb) != 3:
-            raise ValueError(f"SemanticInfo: expected imgsz (h, w), 3 means and 3 stds, got {self.imgsz}, "
-                             f"{self.mean_rgb}, {self.std_rgb}")
-        if min(self.std_rgb) <= 0:
-            raise ValueError(f"SemanticInfo.std_rgb: expected positive values, got {self.std_rgb}")
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> SemanticInfo:
-        d = json.loads(text)
-        return cls(names=tuple(d["names"]), palette_bgr=tuple(tuple(c) for c in d["palette_bgr"]),
-                   imgsz=tuple(d["imgsz"]), mean_rgb=tuple(d["mean_rgb"]), std_rgb=tuple(d["std_rgb"]),
-                   arch=str(d["arch"]), encoder=d.get("encoder"), stride=int(d.get("stride", 32)),
-                   dynamic=bool(d.get("dynamic", True)))
-
-
-class SemanticBackend(Protocol):
-    """Runs a semantic network: a (B, 3, H, W) float32 normalised RGB batch in, (B, C, h, w) logits out.
-
-    ``h, w`` is the input size for most architectures; YOLO26-sem returns logits at 1/8 of it.
-    """
-
-    info: SemanticInfo
-    device: torch.device
-
-    def infer(self, batch: NDArray[np.float32]) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -131,7 +64,7 @@ class SemanticModel:
                  min_area: int = 0) -> None:
         info = backend.info
         if quality not in QUALITIES:
-            raise ConfigError(f"--quality {quality!r}: expected one of {', '.join(QUALITIES)}")
+            raise ConfigError(f"quality={quality!r}: expected one of {', '.join(QUALITIES)}")
         if pad < 0 or open_px < 0 or close_px < 0 or min_area < 0:
             raise ConfigError(f"pad={pad}, open_px={open_px}, close_px={close_px}, min_area={min_area}: "
                               "expected values >= 0")
@@ -145,6 +78,14 @@ class SemanticModel:
         self._mean = np.asarray(info.mean_rgb, np.float32).reshape(1, 3, 1, 1)
         self._inv_std = (1.0 / np.asarray(info.std_rgb, np.float32)).reshape(1, 3, 1, 1)
         self._letterbox = Letterboxer(size, rect=info.dynamic, stride=info.stride)
+
+    @property
+    def device(self) -> torch.device:  # the rtseg.models.base.SemanticStage protocol
+        return self.backend.device
+
+    @property
+    def uses_torch_cpu(self) -> bool:
+        return bool(getattr(self.backend, "computes_with_torch", False)) and self.backend.device.type == "cpu"
 
     def prepare(self, images: Sequence[NDArray[np.uint8]]) -> SemanticPrepared:
         """Reflect-pad, letterbox and normalise BGR uint8 frames into one float32 RGB batch.

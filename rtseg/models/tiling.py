@@ -37,9 +37,9 @@ def plan_tiles(image_hw: tuple[int, int], tile: int, overlap: float) -> list[tup
     (one batch) and no tile pads; a frame smaller than a tile is one tile of the frame's size.
     """
     if tile < 32:
-        raise ConfigError(f"--tile {tile}: expected at least 32 pixels")
+        raise ConfigError(f"tile={tile}: expected at least 32 pixels")
     if not 0.0 <= overlap < 1.0:
-        raise ConfigError(f"--overlap {overlap}: expected a fraction in [0, 1)")
+        raise ConfigError(f"overlap={overlap}: expected a fraction in [0, 1)")
     h, w = image_hw
     th, tw = min(tile, h), min(tile, w)
     step_y, step_x = max(1, int(th * (1 - overlap))), max(1, int(tw * (1 - overlap)))
@@ -81,7 +81,7 @@ def merge_detections(result: FrameResult, *, method: str = "nmm", threshold: flo
         keep = torchvision.ops.batched_nms(boxes, scores, classes, threshold).numpy()
         return result.select(np.sort(keep))
     if method != "nmm":
-        raise ConfigError(f"--tile-merge {method!r}: expected one of {', '.join(MERGES)}")
+        raise ConfigError(f"tile_merge={method!r}: expected one of {', '.join(MERGES)}")
     b = result.boxes_xyxy
     areas = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     order = np.lexsort((-areas, -result.scores))  # best first; at equal scores the larger box seeds the group
@@ -164,12 +164,27 @@ class TiledYoloSeg:
     def __init__(self, model: YoloSegModel, *, tile: int = 640, overlap: float = 0.2, full_frame: bool = False,
                  merge: str = "nmm", merge_threshold: float = 0.5, tile_batch: int | None = None) -> None:
         if merge not in MERGES:
-            raise ConfigError(f"--tile-merge {merge!r}: expected one of {', '.join(MERGES)}")
+            raise ConfigError(f"tile_merge={merge!r}: expected one of {', '.join(MERGES)}")
         plan_tiles((tile, tile), tile, overlap)  # validates tile and overlap
         self.model, self.tile, self.overlap = model, tile, overlap
         self.full_frame, self.merge, self.merge_threshold = full_frame, merge, merge_threshold
         self.tile_batch = tile_batch
         self.backend, self.info, self.names = model.backend, model.info, model.names
+
+    # the rtseg.models.base.InstanceStage protocol
+    max_batch = 1  # one frame per call: its tiles are the batch
+
+    @property
+    def workers(self) -> int:
+        return self.model.workers
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def uses_torch_cpu(self) -> bool:
+        return self.model.uses_torch_cpu
 
     def prepare(self, images: Sequence[NDArray[np.uint8]]) -> TiledPrepared:
         if len(images) != 1:
@@ -189,6 +204,10 @@ class TiledYoloSeg:
         tiles = parts[0] if len(parts) == 1 else (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
         full = self.model.infer(prepared.full) if prepared.full is not None else None
         return tiles, full
+
+    def infer_frames(self, prepared: Sequence[TiledPrepared]) -> list:
+        """Each frame's raw outputs, one frame (its tiles) per call."""
+        return [self.infer(p) for p in prepared]
 
     def finish(self, raw, prepared: TiledPrepared, frame_indices: Sequence[int]) -> list[FrameResult]:  # noqa: ANN001
         tiles_raw, full_raw = raw
@@ -241,6 +260,14 @@ class TiledSemantic:
         plan_tiles((tile, tile), tile, overlap)
         self.model, self.tile, self.overlap = model, tile, overlap
         self.backend, self.info, self.names = model.backend, model.info, model.names
+
+    @property
+    def device(self) -> torch.device:  # the rtseg.models.base.SemanticStage protocol
+        return self.model.device
+
+    @property
+    def uses_torch_cpu(self) -> bool:
+        return self.model.uses_torch_cpu
 
     def __call__(self, images: Sequence[NDArray[np.uint8]]) -> list[NDArray[np.uint8]]:
         return [self._one(image) for image in images]

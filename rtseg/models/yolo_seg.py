@@ -1,4 +1,4 @@
-"""YOLO instance segmentation (YOLOv8 / YOLO11 with NMS, YOLO26 end-to-end): frames in, FrameResults out."""
+"""YOLO instance segmentation (YOLOv8 / YOLO11 with NMS, YOLO26 with or without): frames in, FrameResults out."""
 
 from __future__ import annotations
 
@@ -49,8 +49,9 @@ class YoloSegModel:
         backend: a loaded backend.
         imgsz: inference size (height, width) or one int for both; None uses the model's own size.
         conf: minimum score of a kept detection.
-        iou: NMS overlap above which the weaker of two same-class boxes is dropped (ignored by YOLO26,
-            whose head is NMS-free).
+        iou: NMS overlap above which the weaker of two same-class boxes is dropped (ignored when the backend
+            runs YOLO26's one-to-one head, ``backend.info.end2end``: its outputs are final). Which head runs is
+            chosen when the backend is loaded (``nms`` of :func:`rtseg.backends.registry.load_backend`).
         classes: keep only these class ids; None keeps all.
         max_det: at most this many detections per frame.
         open_px, close_px, min_area: morphological clean-up of each instance mask (inside its box); see
@@ -64,13 +65,13 @@ class YoloSegModel:
                  close_px: int = 0, min_area: int = 0, frames_on_device: bool | None = None) -> None:
         info = backend.info
         if not 0.0 <= conf <= 1.0:
-            raise ConfigError(f"--conf {conf}: expected a value between 0 and 1")
+            raise ConfigError(f"conf={conf}: expected a number in [0, 1]")
         if not 0.0 <= iou <= 1.0:
-            raise ConfigError(f"--iou {iou}: expected a value between 0 and 1")
+            raise ConfigError(f"iou={iou}: expected a number in [0, 1]")
         size = resolve_imgsz(imgsz, model_imgsz=info.imgsz, stride=info.stride, dynamic=info.dynamic)
         bad = [c for c in classes or () if not 0 <= c < len(info.names)]
         if bad:
-            raise ConfigError(f"--classes {bad}: this model has class ids 0..{len(info.names) - 1}")
+            raise ConfigError(f"classes={bad}: this model has class ids 0..{len(info.names) - 1}")
         self.backend = backend
         self.info = info
         self.names = info.names
@@ -85,6 +86,22 @@ class YoloSegModel:
         self.frames_on_device = device.type == "cuda" if frames_on_device is None else frames_on_device
         self._device = device
         self._uploaders = threading.local()  # one pinned staging buffer per decode thread
+
+    # the rtseg.models.base.InstanceStage protocol: what the pipeline schedules this stage by
+    max_batch: int | None = None  # any number of frames per call
+
+    @property
+    def workers(self) -> int:
+        """How many ``infer`` calls the backend serves at once (``Backend.workers``; 1 when it has none)."""
+        return max(1, int(getattr(self.backend, "workers", 1)))
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def uses_torch_cpu(self) -> bool:
+        return bool(getattr(self.backend, "computes_with_torch", False)) and self._device.type == "cpu"
 
     def prepare(self, images: Sequence[NDArray[np.uint8]]) -> Prepared:
         """Letterbox BGR frames into one float32 batch (frames of one batch must share a size)."""
@@ -110,6 +127,23 @@ class YoloSegModel:
 
     def infer(self, prepared: Prepared) -> tuple[torch.Tensor, torch.Tensor]:
         return self.backend.infer(prepared.batch)
+
+    def infer_frames(self, prepared: Sequence[Prepared]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each prepared frame's ``(preds, protos)``, with one backend call per input shape: frames that
+        letterbox to different shapes (streams of different sizes) cannot share a tensor; same-size
+        cameras, the usual case, make one call."""
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, p in enumerate(prepared):
+            groups.setdefault(tuple(p.batch.shape[1:]), []).append(i)
+        outputs: list = [None] * len(prepared)
+        for members in groups.values():
+            if len(members) == 1:
+                outputs[members[0]] = self.infer(prepared[members[0]])
+                continue
+            preds, protos = self.infer(Prepared.concat([prepared[i] for i in members]))
+            for j, i in enumerate(members):
+                outputs[i] = (preds[j : j + 1], protos[j : j + 1])
+        return outputs
 
     def finish(self, raw: tuple[torch.Tensor, torch.Tensor], prepared: Prepared,
                frame_indices: Sequence[int]) -> list[FrameResult]:

@@ -5,8 +5,11 @@
 * :func:`load_pretrained` loads torchvision's published weights by name
   (``deeplabv3_mobilenet_v3_large.COCO_WITH_VOC_LABELS_V1``), downloading them only when asked.
 * :func:`save_semantic` / :func:`load_semantic` write and read a self-describing checkpoint: architecture,
-  encoder, :class:`~rtseg.models.semantic.SemanticInfo` and weights, readable with
+  encoder, :class:`~rtseg.backends.base.SemanticInfo` and weights, readable with
   ``torch.load(weights_only=True)`` (no pickled code).
+* :func:`torch_semantic_backend` is the PyTorch semantic backend of the format table
+  (:data:`rtseg.backends.registry.FORMATS`): the network :func:`load_semantic` rebuilds, run by
+  :class:`~rtseg.backends.torch_backend.TorchSemanticBackend`.
 
 Every network is wrapped in :class:`LogitsNet`, whose forward returns (B, C, h, w) logits.
 """
@@ -16,7 +19,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +26,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from rtseg.backends.base import SemanticInfo
+from rtseg.backends.torch_backend import TorchSemanticBackend, load_yolo
+from rtseg.backends.weights import load_weights
 from rtseg.errors import BackendUnavailable, ModelError
-from rtseg.models.semantic import SemanticInfo
 
 LOGGER = logging.getLogger(__name__)
 
@@ -202,7 +206,8 @@ def load_pretrained(name: str) -> tuple[LogitsNet, SemanticInfo]:
         raise ModelError(f"unknown pretrained weights {name!r}; expected one of {', '.join(pretrained_names())}")
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
     try:
-        state = weights.get_state_dict(progress=False, check_hash=True)
+        # torch.hub unpickles fully by default, and the hash is checked only on download, not on a cached file
+        state = weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
     except OSError as exc:  # urllib's URLError / HTTPError and socket errors are all OSErrors
         raise ModelError(f"cannot download {name} ({type(exc).__name__}, offline?): fetch {weights.url} on a "
                          f"connected machine and copy it to {cached}, or pass a local rtseg checkpoint "
@@ -262,8 +267,6 @@ def _rebuild(ckpt: dict, source: str) -> tuple[LogitsNet, SemanticInfo]:
 
 
 def _load_ultralytics(path: str) -> tuple[LogitsNet, SemanticInfo]:
-    from rtseg.backends.torch_backend import load_yolo
-
     yolo = load_yolo(path)
     if yolo.task != "semantic":
         raise ModelError(f"{path} is an Ultralytics {yolo.task!r} model; semantic segmentation needs a "
@@ -307,14 +310,21 @@ def load_semantic(path_or_name: str | Path, device: str = "cpu") -> tuple[nn.Mod
     return net.to(torch.device(device)).eval(), info  # type: ignore[union-attr]
 
 
+def torch_semantic_backend(path_or_name: str | Path, *, device: str = "cpu", half: bool = False
+                           ) -> TorchSemanticBackend:
+    """Anything :func:`load_semantic` reads, ready to run on PyTorch (``half``: FP16, CUDA only).
+
+    The ``"semantic"`` backend of the ``torch`` row of :data:`rtseg.backends.registry.FORMATS`: prefer
+    :func:`rtseg.backends.registry.load_semantic_backend`, which picks the backend from the file.
+    """
+    model, info = load_semantic(path_or_name, device=device)
+    return TorchSemanticBackend(model, info, device=device, half=half)
+
+
 def _load_file(path: Path) -> tuple[LogitsNet, SemanticInfo]:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch.load raises many types on a bad file
-        if zipfile.is_zipfile(path):  # a valid torch file with pickled objects: maybe an Ultralytics model
-            return _load_ultralytics(str(path))
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load {path}: not a PyTorch checkpoint ({reason})") from None
+    ckpt = load_weights(path)  # ModelError: not a PyTorch file, or (untrusted) it names code to run
+    if isinstance(ckpt, dict) and isinstance(ckpt.get("ema") or ckpt.get("model"), nn.Module):
+        return _load_ultralytics(str(path))  # an Ultralytics checkpoint: YOLO26-sem
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(f"{path} is not an rtseg semantic checkpoint (no format={CHECKPOINT_FORMAT!r} entry); "
                          "write one with rtseg.models.zoo.save_semantic")

@@ -8,13 +8,17 @@ instance's box-local crop, so their cost grows with box area, not with instances
 from __future__ import annotations
 
 import collections
+import math
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from rtseg.overlay.palette import color_for
+from rtseg.errors import ConfigError
+from rtseg.overlay.palette import color_for, instance_color
 from rtseg.types import FrameResult
+
+COLOUR_BY = ("instance", "class")
 
 
 class Annotator:
@@ -24,22 +28,42 @@ class Annotator:
         names: class names, indexed by class id.
         alpha: mask opacity; 0 draws no masks.
         boxes: draw boxes.
-        labels: draw "name score" labels.
-        hud: draw frame index and FPS in the top-left corner.
+        labels: draw "name score" labels, in the class's colour, above each box (inside it where above
+            would leave the frame, and below the HUD where they would meet it).
+        hud: draw frame index, FPS and object count in the top-left corner.
         semantic_names: class names of the semantic model, if any.
         semantic_palette: one BGR colour per semantic class.
         semantic_alpha: opacity of the semantic colours (low, so instances stay readable).
         legend: list the semantic classes present in the frame, bottom left.
         trails: with tracking, draw each track's path over this many past frames (0: none).
         palette: BGR colour per instance class (default: rtseg's palette); tracks keep rtseg's palette.
+        colour_by: what the masks and boxes are coloured by. ``"instance"``: a colour of its own for each
+            instance (its track's when tracking, stable per object; else handed out left to right, so that
+            overlapping neighbours differ), while labels keep the class colour. ``"class"``: one colour per
+            class (tracks still get their own). Default: ``"class"`` when a ``palette`` is given, else
+            ``"instance"``.
+        fps_window_s: the HUD shows the frame rate over about this many seconds (an exponentially weighted
+            count of frames over the time they took), not the jumpy rate of the latest frame, and refreshes
+            it twice per window, so that a saved video's readout does not flicker.
     """
 
     def __init__(self, names: tuple[str, ...], *, alpha: float = 0.45, boxes: bool = True, labels: bool = True,
                  hud: bool = False, semantic_names: tuple[str, ...] = (),
                  semantic_palette: tuple[tuple[int, int, int], ...] = (), semantic_alpha: float = 0.35,
                  legend: bool = True, trails: int = 0,
-                 palette: tuple[tuple[int, int, int], ...] | None = None) -> None:
+                 palette: tuple[tuple[int, int, int], ...] | None = None, colour_by: str | None = None,
+                 fps_window_s: float = 1.0) -> None:
+        colour_by = colour_by or ("class" if palette else "instance")
+        if colour_by not in COLOUR_BY:
+            raise ConfigError(f"colour_by={colour_by!r}: expected one of {', '.join(COLOUR_BY)}")
+        if not fps_window_s > 0:
+            raise ConfigError(f"fps_window_s={fps_window_s}: expected seconds > 0")
         self.names = names
+        self.colour_by = colour_by
+        self.fps_window_s = float(fps_window_s)
+        self._frames_w = self._seconds_w = 0.0  # decayed frame count and decayed time, for the HUD rate
+        self._shown_fps: float | None = None
+        self._since_shown_s = 0.0
         self.alpha = float(alpha)
         self.boxes, self.labels, self.hud = boxes, labels, hud
         self.semantic_names = semantic_names
@@ -61,12 +85,44 @@ class Annotator:
         self._draw_lut = None if draw.all() else draw
 
     def colours(self, result: FrameResult) -> list[tuple[int, int, int]]:
-        """Each instance's BGR colour: its track's when tracking (stable per object), else its class's."""
+        """Each instance's BGR mask and box colour: its track's when tracking (stable per object); else, by
+        ``colour_by``, one per instance or its class's.
+
+        Without tracking, instances are numbered left to right by box centre, not in score order: a still
+        scene keeps its colours when scores shuffle, and side-by-side (overlapping) instances differ.
+        """
         if result.track_ids is not None:
             return [color_for(int(k)) for k in result.track_ids]
+        if self.colour_by == "class":
+            return [self.class_colour(int(k)) for k in result.class_ids]
+        centres = result.boxes_xyxy[:, 0] + result.boxes_xyxy[:, 2]
+        rank = np.empty(len(result), np.intp)
+        rank[np.argsort(centres, kind="stable")] = np.arange(len(result))
+        return [instance_color(int(r)) for r in rank]
+
+    def class_colour(self, class_id: int) -> tuple[int, int, int]:
+        """BGR colour of a class: from ``palette`` when given, else rtseg's."""
         if self.palette:
-            return [self.palette[int(k) % len(self.palette)] for k in result.class_ids]
-        return [color_for(int(k)) for k in result.class_ids]
+            return self.palette[int(class_id) % len(self.palette)]
+        return color_for(int(class_id))
+
+    def smoothed_fps(self, fps: float | None) -> float | None:
+        """Fold the latest frame's rate into the HUD's and return the HUD's (None before any).
+
+        The HUD rate is frames over the time they took, each frame weighted by ``exp(-age / fps_window_s)``:
+        rates alternating between 9 and 73 FPS read about 16, the true rate, not their mean (41). It is
+        refreshed every ``fps_window_s / 2`` seconds of frames, the first time after that long (the first
+        frames' rates, while the pipeline warms up, say little). None or 0 (unknown) changes nothing.
+        """
+        if fps is not None and math.isfinite(fps) and fps > 0:
+            period_s = 1.0 / fps
+            decay = math.exp(-period_s / self.fps_window_s)
+            self._frames_w = self._frames_w * decay + 1.0
+            self._seconds_w = self._seconds_w * decay + period_s
+            self._since_shown_s += period_s
+            if self._since_shown_s >= self.fps_window_s / 2:
+                self._shown_fps, self._since_shown_s = self._frames_w / self._seconds_w, 0.0
+        return self._shown_fps
 
     def draw(self, image: NDArray[np.uint8], result: FrameResult, *, fps: float | None = None,
              inplace: bool = False, masks: bool = True) -> NDArray[np.uint8]:
@@ -75,6 +131,12 @@ class Annotator:
         out = image if inplace else image.copy()
         h, w = out.shape[:2]
         thickness = max(1, round((h + w) / 900))
+        hud_rect = None
+        if self.hud:
+            shown = self.smoothed_fps(fps)
+            rate = "" if shown is None else f"  {shown:.0f} FPS" if shown >= 10 else f"  {shown:.1f} FPS"
+            hud_text = f"frame {result.frame_index}{rate}  {len(result)} obj"
+            hud_rect = self._place(hud_text, (0, 0), thickness, (h, w), below=True)
         present: list[int] = []
         if result.semantic is not None and self.semantic_alpha > 0:
             present = self._draw_semantic(out, result.semantic)
@@ -98,12 +160,13 @@ class Annotator:
             if self.labels:
                 name = self.names[cls] if 0 <= cls < len(self.names) else str(int(cls))
                 prefix = f"#{tracks[i]} " if tracks is not None else ""
-                self._label(out, f"{prefix}{name} {score:.2f}", (x1, y1), color, thickness)
+                text = f"{prefix}{name} {score:.2f}"
+                rect = self._place(text, (x1, y1), thickness, (h, w), avoid=hud_rect)
+                self._paint(out, text, rect, self.class_colour(int(cls)), thickness)
         if present and self.legend:
             self._draw_legend(out, present, thickness)
-        if self.hud:
-            text = f"frame {result.frame_index}" + (f"  {fps:.1f} FPS" if fps else "") + f"  {len(result)} obj"
-            self._label(out, text, (0, 0), (40, 40, 40), thickness, below=True)
+        if hud_rect is not None:
+            self._paint(out, hud_text, hud_rect, (40, 40, 40), thickness)
         return out
 
     def _blend_lut(self, colour: tuple[int, int, int]) -> NDArray[np.uint8]:
@@ -155,14 +218,35 @@ class Annotator:
             self._label(out, self.semantic_names[cls], (row + 4, y), (40, 40, 40), thickness, below=True)
             y += row
 
-    @staticmethod
-    def _label(image: NDArray[np.uint8], text: str, xy: tuple[int, int], color: tuple[int, int, int],
+    @classmethod
+    def _label(cls, image: NDArray[np.uint8], text: str, xy: tuple[int, int], color: tuple[int, int, int],
                thickness: int, *, below: bool = False) -> None:
+        cls._paint(image, text, cls._place(text, xy, thickness, image.shape[:2], below=below), color, thickness)
+
+    @staticmethod
+    def _place(text: str, xy: tuple[int, int], thickness: int, image_hw: tuple[int, int], *, below: bool = False,
+               avoid: tuple[int, int, int, int] | None = None) -> tuple[int, int, int, int]:
+        """The label's (x1, y1, x2, y2) rectangle: above ``xy`` (below it with ``below``, or where above would
+        leave the frame), shifted left to stay in the frame, and moved under ``avoid`` (the HUD) if it meets it."""
         scale = thickness / 3 + 0.2
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, max(thickness - 1, 1))
+        lw, lh = tw + 2, th + base + 2
+        h, w = image_hw
         x, y = xy
-        top = y if below or y - th - base - 2 < 0 else y - th - base - 2
-        cv2.rectangle(image, (x, top), (x + tw + 2, top + th + base + 2), color, -1)
+        x = max(0, min(x, w - 1 - lw))  # rectangles include their last row and column
+        top = y if below or y - lh < 0 else y - lh
+        if avoid is not None and x <= avoid[2] and avoid[0] <= x + lw and top <= avoid[3] and avoid[1] <= top + lh:
+            top = avoid[3] + 1
+        top = max(0, min(top, h - 1 - lh))
+        return x, top, x + lw, top + lh
+
+    @staticmethod
+    def _paint(image: NDArray[np.uint8], text: str, rect: tuple[int, int, int, int], color: tuple[int, int, int],
+               thickness: int) -> None:
+        scale = thickness / 3 + 0.2
+        (_, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, max(thickness - 1, 1))
+        x, top = rect[0], rect[1]
+        cv2.rectangle(image, (x, top), (rect[2], rect[3]), color, -1)
         lum = 0.114 * color[0] + 0.587 * color[1] + 0.299 * color[2]
         ink = (0, 0, 0) if lum > 150 else (255, 255, 255)
         cv2.putText(image, text, (x + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, ink,

@@ -11,3 +11,9 @@ PALETTE_BGR: tuple[tuple[int, int, int], ...] = tuple(
 def color_for(class_id: int) -> tuple[int, int, int]:
     """BGR colour of a class id."""
     return PALETTE_BGR[int(class_id) % len(PALETTE_BGR)]
+
+
+def instance_color(rank: int) -> tuple[int, int, int]:
+    """BGR colour of a frame's ``rank``-th instance: palette entries 7 apart, so that instances next to each
+    other in that order get far-apart hues (neighbouring entries include red, pink and orange)."""
+    return PALETTE_BGR[(7 * int(rank)) % len(PALETTE_BGR)]

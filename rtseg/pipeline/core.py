@@ -12,6 +12,10 @@ instead of piling up frames. A file source waits when its queue is full (no fram
 source drops its own oldest queued frame instead (latency stays bounded, other streams are untouched).
 Sinks run on the calling thread, which OpenCV's window needs, and stop requests (Ctrl-C, SIGTERM, ``q``
 in the window) are honoured between frames, so outputs always end on a whole frame and are finalized.
+Iterating over a pipeline runs it and yields each frame and its result there, after the sinks.
+
+The pipeline only schedules: the model stages (:mod:`rtseg.models.base`) decide how frames are batched,
+how many calls run at once and where they compute.
 """
 
 from __future__ import annotations
@@ -21,15 +25,14 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from typing import cast
 
 import numpy as np
 import torch
 
-from rtseg.models.semantic import SemanticModel
-from rtseg.models.tiling import TiledSemantic, TiledYoloSeg
-from rtseg.models.yolo_seg import Prepared, YoloSegModel
+from rtseg.models.base import InstanceStage, SemanticStage, as_semantic_stage
 from rtseg.overlay.annotator import Annotator
 from rtseg.overlay.device import overlay_on_device
 from rtseg.pipeline.flow import InOrder, StageThread, cpu_ms_per_frame, percentiles
@@ -45,26 +48,35 @@ LOGGER = logging.getLogger(__name__)
 _END = object()
 
 
+class _PerThread(threading.local):
+    stream: torch.cuda.Stream | None = None  # the CUDA stream this model thread queues its work on
+
+
 class Pipeline:
     """One source, or several (:meth:`multi`), through one model into sinks.
 
     ``Pipeline(source, model, sinks, annotator=..., tracker=...)`` runs one source;
     ``Pipeline.multi([Stream(src_a, sinks_a), Stream(src_b, sinks_b)], model, ...)`` runs several in one
-    pipeline, batching their frames into shared inference calls.
+    pipeline, batching their frames into shared inference calls. :meth:`run` runs it to the end;
+    ``for frame, result in pipeline:`` runs it and hands each frame over as it leaves the sinks.
 
     Args:
         source: where frames come from (None when ``streams`` is given).
-        model: the instance-segmentation stage, or None for semantic-only runs.
-        sinks: where results go; the annotated frame is drawn only if one of them needs it.
+        model: the instance-segmentation stage (:class:`~rtseg.models.base.InstanceStage`), or None for
+            semantic-only runs.
+        sinks: where results go (none: iterate over the pipeline); the annotated frame is drawn only if
+            one of them needs it.
         annotator: draws results; None writes the raw frames to image sinks.
         max_frames: stop each stream after this many frames.
         queue_size: frames each queue holds between two stages.
         stop: set it (from a signal handler, say) to end the run after the current frame.
         on_frame: called on the calling thread after each frame reached every sink.
-        semantic: a semantic-segmentation stage; with ``model`` too, both run concurrently.
+        semantic: a semantic-segmentation stage (:class:`~rtseg.models.base.SemanticStage`, or a function
+            of a list of frames returning their label maps); with ``model`` too, both run concurrently.
         batch: frames per inference call of the instance model, taken from the streams in turn (a file
             fills each batch; a live source gives what has arrived). Default: the number of streams, so each
-            call has one frame of every stream; always 1 with tiling, whose tiles are the batch.
+            call has one frame of every stream, up to the model's ``max_batch`` (1 with tiling, whose tiles
+            are the batch).
         tracker: gives instances persistent ids (post-processing stage, in frame order).
         overlap_semantic: run the semantic model on its own thread (default); False runs it before the
             instance model on the same thread (the baseline the overlap gain is measured against).
@@ -72,11 +84,12 @@ class Pipeline:
             ``sinks``, ``annotator`` and ``tracker``.
     """
 
-    def __init__(self, source: Source | None, model: YoloSegModel | TiledYoloSeg | None,
+    def __init__(self, source: Source | None, model: InstanceStage | None,
                  sinks: Sequence[Sink] = (), *, annotator: Annotator | None = None, max_frames: int | None = None,
                  queue_size: int = 4, stop: threading.Event | None = None,
                  on_frame: Callable[[Frame, FrameResult], None] | None = None,
-                 semantic: SemanticModel | TiledSemantic | None = None, overlap_semantic: bool = True,
+                 semantic: SemanticStage | Callable[[list[np.ndarray]], list[np.ndarray]] | None = None,
+                 overlap_semantic: bool = True,
                  batch: int | None = None, tracker: Tracker | None = None,
                  streams: Sequence[Stream] | None = None) -> None:
         if model is None and semantic is None:
@@ -90,11 +103,14 @@ class Pipeline:
         if not streams:
             raise ValueError("Pipeline needs at least one stream")
         self.streams = list(streams)
-        self.model, self.semantic = model, semantic
-        tiled = isinstance(model, TiledYoloSeg)
-        batch = (1 if tiled else len(self.streams)) if batch is None else batch
-        if batch < 1 or (batch > 1 and tiled):
-            raise ValueError(f"batch: expected >= 1 (1 with tiling, whose tiles are the batch), got {batch}")
+        self.model = model
+        self.semantic = as_semantic_stage(semantic) if semantic is not None else None
+        max_batch = model.max_batch if model is not None else None
+        if batch is None:
+            batch = len(self.streams) if max_batch is None else min(len(self.streams), max_batch)
+        if batch < 1 or (max_batch is not None and batch > max_batch):
+            most = "" if max_batch is None else f" and at most {max_batch}, the most frames this model takes per call"
+            raise ValueError(f"batch={batch}: expected at least 1{most}")
         self.batch = batch
         self._overlap = overlap_semantic and model is not None and semantic is not None
         self._sem_in: queue.Queue = queue.Queue(maxsize=queue_size)
@@ -107,26 +123,25 @@ class Pipeline:
         self._open = list(range(len(self._lanes)))  # streams whose decoder has not ended
         self._next_turn = 0  # the stream the next batch starts with
         self._ready = threading.Event()  # a decoder queued a frame: wakes an inference stage waiting on live streams
-        # inference workers: as many as the backend serves at once (ONNX Runtime on a CPU: 2 sessions);
+        # inference workers: as many as the model serves at once (ONNX Runtime on a CPU: 2 sessions);
         # they take numbered batches and the post-processing stage receives them back in order
-        backend = getattr(model, "backend", None)
-        self.workers = max(1, int(getattr(backend, "workers", 1)))
+        self.workers = max(1, model.workers) if model is not None else 1
         # PyTorch only post-processes here unless a model runs on it on the CPU: then one intra-op thread.
         # Small per-frame ops split over every core wait on each other and on the decode, encode and ONNX
         # Runtime threads (measured, 2 cores, 720p, 2 ONNX Runtime workers: 26.7 -> 33.5 FPS end to end)
-        torch_cpu = [b for b in (backend, getattr(semantic, "backend", None))
-                     if getattr(b, "computes_with_torch", False) and b.device.type == "cpu"]
+        torch_cpu = any(stage.uses_torch_cpu for stage in (self.model, self.semantic) if stage is not None)
         self._torch_threads = None if torch_cpu else 1
         self._take = threading.Lock()
         self._taken = 0  # batches numbered so far
         self._inferred = InOrder(queue_size, self._halt, closed=_END)
         self._drawn: queue.Queue = queue.Queue(maxsize=queue_size)
         self._errors: list[BaseException] = []
-        self._local = threading.local()
+        self._local = _PerThread()
+        self._started = False
         self.summary = RunSummary(source=", ".join(lane.source.name for lane in self._lanes))
 
     @classmethod
-    def multi(cls, streams: Sequence[Stream], model: YoloSegModel | TiledYoloSeg | None,
+    def multi(cls, streams: Sequence[Stream], model: InstanceStage | None,
               **options: object) -> Pipeline:
         """Several sources through one model: ``options`` as for :class:`Pipeline` (``batch``, ``semantic``,
         ``max_frames``, ``stop``, ...); each :class:`Stream` brings its own sinks, annotator and tracker."""
@@ -179,7 +194,7 @@ class Pipeline:
                 break
             t1 = time.perf_counter_ns()
             ts = index / source.fps if not lane.live else (t1 - self._t_start) / 1e9
-            frame = Frame(index, image, ts, source.name, stream=stream)
+            frame = Frame(index, image, ts, source.name, stream=stream, path=getattr(source, "path", None))
             frame.timings.decode_ns, frame.timings.capture_ns = t1 - t0, t1
             # Letterboxing here keeps the inference thread busy with the model alone (on 2 cores, 720p:
             # +8% end-to-end FPS, measured)
@@ -202,7 +217,7 @@ class Pipeline:
         semantic models overlap on the device too); a no-op on the CPU."""
         if device is None or device.type != "cuda":
             return contextlib.nullcontext()
-        stream = getattr(self._local, "stream", None)
+        stream = self._local.stream
         if stream is None:
             stream = self._local.stream = torch.cuda.Stream(device)
         return torch.cuda.stream(stream)
@@ -210,7 +225,7 @@ class Pipeline:
     def _labels(self, frame: Frame) -> np.ndarray:
         assert self.semantic is not None
         t0 = time.perf_counter_ns()
-        with self._on_own_stream(getattr(self.semantic.backend, "device", None)):
+        with self._on_own_stream(self.semantic.device):
             labels = self.semantic([frame.image])[0]  # returns numpy: synchronised with the stream
         frame.timings.semantic_ns = time.perf_counter_ns() - t0
         return labels
@@ -254,25 +269,13 @@ class Pipeline:
         return items
 
     def _run_model(self, preps: list) -> list:
-        """The raw outputs of each frame: one inference call per input shape. Streams whose frames letterbox
-        to different shapes cannot share a tensor; same-size cameras, the usual case, make one call."""
-        groups: dict[object, list[int]] = {}
-        for i, p in enumerate(preps):
-            groups.setdefault(tuple(p.batch.shape[1:]) if isinstance(p, Prepared) else i, []).append(i)
-        outputs: list = [None] * len(preps)
-        device = getattr(self.model.backend, "device", None)  # type: ignore[union-attr]
-        for members in groups.values():
-            batch = preps[members[0]] if len(members) == 1 else Prepared.concat([preps[i] for i in members])
-            with self._on_own_stream(device):
-                out = self.model.infer(batch)  # type: ignore[union-attr]
-                if device is not None and device.type == "cuda":
-                    torch.cuda.current_stream(device).synchronize()  # the post thread reads the outputs next
-            if len(members) == 1:
-                outputs[members[0]] = out
-            else:
-                preds, protos = out
-                for j, i in enumerate(members):
-                    outputs[i] = (preds[j : j + 1], protos[j : j + 1])
+        """The raw outputs of each frame; the model batches them as it can and splits the outputs back."""
+        assert self.model is not None
+        device = self.model.device
+        with self._on_own_stream(device):
+            outputs = self.model.infer_frames(preps)
+            if device is not None and device.type == "cuda":
+                torch.cuda.current_stream(device).synchronize()  # the post thread reads the outputs next
         return outputs
 
     def _take_batch(self) -> tuple[int, list]:
@@ -332,7 +335,7 @@ class Pipeline:
             frame, _ = self._get(self._sem_in)
             if frame is _END:
                 break
-            assert isinstance(frame, Frame)
+            frame = cast(Frame, frame)
             if not self._put(self._sem_out, ((frame.stream, frame.index), self._labels(frame))):
                 return
 
@@ -346,7 +349,7 @@ class Pipeline:
                     return
         self._put(self._drawn, _END)
 
-    def _finish_frame(self, frame: Frame, prepared: Prepared | None, raw: object) -> bool:
+    def _finish_frame(self, frame: Frame, prepared: object, raw: object) -> bool:
         """Post-process, track and draw one frame; False when the run is halting."""
         lane = self._lanes[frame.stream]
         t0 = time.perf_counter_ns()
@@ -393,18 +396,56 @@ class Pipeline:
 
     def run(self) -> RunSummary:
         """Process every source to its end or ``max_frames``, or until a stop request or an error; close
-        every sink and source.
+        every sink and source. The same as a loop over the pipeline with nothing in its body.
 
         Raises:
             RtsegError: from a stage (an unreadable source, a sink that cannot write, ...), after the sinks
                 are closed.
+            RuntimeError: the pipeline has already run.
         """
+        for _ in self:
+            pass
+        return self.summary
+
+    def __iter__(self) -> Iterator[tuple[Frame, FrameResult]]:
+        """Run the pipeline and yield each ``(frame, result)`` once it reached every sink of its stream, in
+        frame order, on the calling thread.
+
+        Decoding, inference and post-processing go on in their threads meanwhile, so a slow loop body holds
+        them back as a slow sink would: a file waits, a live source drops its oldest frames. Leaving the loop
+        (``break``, an exception, closing the generator) stops the run: the threads wind down and every source
+        and sink is closed. :attr:`summary` is complete once the loop is over (``interrupted`` when it was left
+        before the sources ended). ``frame.image`` is the decoded frame, drawn on in place when the stream has
+        an annotator and an image sink. Until the loop is over, PyTorch keeps one intra-op thread unless a
+        model computes with it on the CPU (a measured gain for the stages; it applies to the loop body too).
+        A pipeline runs once.
+
+        Example:
+            >>> pipeline = Pipeline(source, model, max_frames=3)  # source: e.g. open_source("clip.mp4")
+            >>> for frame, result in pipeline:
+            ...     print(frame.index, frame.image.shape, len(result), "instance(s)")
+            0 (64, 64, 3) 1 instance(s)
+            1 (64, 64, 3) 1 instance(s)
+            2 (64, 64, 3) 1 instance(s)
+            >>> pipeline.summary.frames, pipeline.summary.interrupted
+            (3, False)
+
+        Raises:
+            RtsegError: from a stage (an unreadable source, a sink that cannot write, ...), after the sinks
+                are closed.
+            RuntimeError: the pipeline has already run.
+        """
+        if self._started:
+            raise RuntimeError("this Pipeline has already run: build a new one for another run")
+        self._started = True
         samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "semantic", "queue_wait", "latency")}
         torch_threads = torch.get_num_threads()
         if self._torch_threads:
             torch.set_num_threads(self._torch_threads)
         self._t_start = time.perf_counter_ns()
         cpu0, main0 = time.process_time_ns(), time.thread_time_ns()
+        loop_ns = 0  # CPU time of the caller's loop body on this thread: not the sinks'
+        left = False  # the caller left the loop before the end
         threads = [StageThread(f"decode{i}", lambda i=i: self._decode(i), self, "decode")
                    for i in range(len(self._lanes))]
         threads += [StageThread(f"infer{i}", self._infer, self, "infer") for i in range(self.workers)]
@@ -439,31 +480,46 @@ class Pipeline:
                     samples[name].append(ms)
                 if self.on_frame is not None:
                     self.on_frame(frame, result)
+                c0 = time.thread_time_ns()
+                try:
+                    yield frame, result
+                except BaseException:  # GeneratorExit: the caller left the loop
+                    left = True
+                    raise
+                finally:
+                    loop_ns += time.thread_time_ns() - c0
         except StopRequested:
             self.summary.user_quit = True
         finally:
-            self.summary.interrupted = self.stop.is_set() or self.summary.user_quit
-            self._halt.set()
-            for lane in self._lanes:
-                interrupt = getattr(lane.source, "interrupt", None)
-                if interrupt is not None:  # end a reconnect back-off now; the capture is released after the join
-                    interrupt()
-            for t in threads:
-                t.join(timeout=10)
-            self.summary.elapsed_s = (time.perf_counter_ns() - self._t_start) / 1e9
-            self.summary.cpu_ms = cpu_ms_per_frame(threads, time.thread_time_ns() - main0,
-                                                   time.process_time_ns() - cpu0, self.summary.frames)
+            self.summary.interrupted = left or self.stop.is_set() or self.summary.user_quit
+            close_errors = self._wind_down(threads, samples, cpu0, main0 + loop_ns)
             torch.set_num_threads(torch_threads)
-            self.summary.stages_ms = percentiles(samples)
-            self.summary.streams = [lane.summary for lane in self._lanes]
-            self.summary.dropped = sum(lane.summary.dropped for lane in self._lanes)
-            close_errors = []
-            for closable in [lane.source for lane in self._lanes] + [s for lane in self._lanes for s in lane.sinks]:
-                try:
-                    closable.close()
-                except Exception as exc:  # noqa: BLE001 - close every source and sink, report the first failure
-                    close_errors.append(exc)
+            if left:  # nobody is left to raise to: the caller's loop is over
+                for exc in [e for e in self._errors if not isinstance(e, StopRequested)] + close_errors:
+                    LOGGER.error("while stopping the pipeline: %s", exc, exc_info=exc)
         errors = [e for e in self._errors if not isinstance(e, StopRequested)] + close_errors
         if errors:
             raise errors[0]
-        return self.summary
+
+    def _wind_down(self, threads: list[StageThread], samples: dict[str, list[float]], cpu0: int,
+                   main0: int) -> list[Exception]:
+        """Stop and join every thread, complete :attr:`summary`, close every source and sink; the errors
+        raised by closing."""
+        self._halt.set()
+        for lane in self._lanes:
+            lane.interrupt()  # end a reconnect back-off now; the capture is released after the join
+        for t in threads:
+            t.join(timeout=10)
+        self.summary.elapsed_s = (time.perf_counter_ns() - self._t_start) / 1e9
+        self.summary.cpu_ms = cpu_ms_per_frame(threads, time.thread_time_ns() - main0,
+                                               time.process_time_ns() - cpu0, self.summary.frames)
+        self.summary.stages_ms = percentiles(samples)
+        self.summary.streams = [lane.summary for lane in self._lanes]
+        self.summary.dropped = sum(lane.summary.dropped for lane in self._lanes)
+        close_errors = []
+        for closable in [lane.source for lane in self._lanes] + [s for lane in self._lanes for s in lane.sinks]:
+            try:
+                closable.close()
+            except Exception as exc:  # noqa: BLE001 - close every source and sink, report the first failure
+                close_errors.append(exc)
+        return close_errors

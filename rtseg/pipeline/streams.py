@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import queue
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rtseg.overlay.annotator import Annotator
@@ -57,6 +57,7 @@ class RunSummary(StreamSummary):
     streams: list[StreamSummary] = field(default_factory=list)
     out_s: list[float] = field(default_factory=list, repr=False)  # when each frame left the sinks, from the start
     cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU ms per frame by stage: flow.cpu_ms_per_frame
+    outputs: list[str] = field(default_factory=list)  # files and folders written (rtseg.run fills it in)
 
     @property
     def first_out_s(self) -> float:
@@ -86,3 +87,10 @@ class Lane:
         self.recent: collections.deque[int] = collections.deque(maxlen=30)
         self.fps_ema = 0.0
         self.summary = StreamSummary(source=stream.source.name)
+        # Source.interrupt's no-op default reaches only the sources that subclass Source; the ones that
+        # implement it structurally (ImageSource, ArraySource, bench's sources) get it here
+        self.interrupt: Callable[[], None] = getattr(stream.source, "interrupt", _nothing)
+
+
+def _nothing() -> None:
+    return None

@@ -77,10 +77,10 @@ def resolve_imgsz(imgsz: int | Sequence[int] | None, *, model_imgsz: Sequence[in
     else:
         size = tuple(int(v) for v in imgsz)
     if len(size) != 2 or min(size) < stride:
-        raise ConfigError(f"--imgsz {imgsz}: expected a size of at least {stride} pixels")
+        raise ConfigError(f"imgsz={imgsz}: expected a size of at least {stride} pixels")
     if not dynamic and size != tuple(model_imgsz):
-        raise ConfigError(f"this model was exported at a fixed size {model_imgsz[0]}x{model_imgsz[1]}; drop "
-                          "--imgsz or export again with that size")
+        raise ConfigError(f"imgsz={imgsz}: this model was exported at a fixed size {model_imgsz[0]}x{model_imgsz[1]}; "
+                          "run it at that size (the default) or export it again at yours")
     if dynamic:  # round up to the stride like Ultralytics' check_imgsz
         size = tuple(-(-s // stride) * stride for s in size)
     return size  # type: ignore[return-value]

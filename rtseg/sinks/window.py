@@ -21,12 +21,12 @@ class WindowSink:
 
     def __init__(self, title: str = "rtseg") -> None:
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise SinkError("--show needs a display, and none is set (DISPLAY is empty); write --out instead")
+            raise SinkError("show=True needs a display, and none is set (DISPLAY is empty); write out=... instead")
         self.title = title
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error:
-            raise SinkError("--show needs OpenCV with GUI support: pip install opencv-python "
+            raise SinkError("show=True needs OpenCV with GUI support: pip install opencv-python "
                             "(not opencv-python-headless)") from None
 
     def write(self, frame: Frame, annotated: NDArray[np.uint8] | None, result: FrameResult) -> None:

@@ -35,6 +35,12 @@ class Source(Protocol):
         """The next frame, or None at the end."""
         ...
 
+    def interrupt(self) -> None:
+        """Called from another thread when the run stops: end a wait inside :meth:`read` now (a stream's
+        reconnect back-off, say); :meth:`close` follows once the reading thread has ended. Nothing to do
+        by default."""
+        return None
+
     def close(self) -> None: ...
 
 

@@ -18,6 +18,10 @@ class ImageSource:
     """Reads image files in order; unreadable files are skipped with a warning.
 
     Frames keep their own size; sinks that need one size (a video file) resize to the first frame's.
+
+    Attributes:
+        path: the file the last :meth:`read` frame came from (None before the first), so that records name
+            the image and not only the folder or pattern the user typed.
     """
 
     live = False
@@ -28,6 +32,7 @@ class ImageSource:
         self._files = list(files)
         self.frame_count: int | None = len(self._files)
         self._next = 0
+        self.path: str | None = None
 
     def read(self) -> NDArray[np.uint8] | None:
         while self._next < len(self._files):
@@ -35,6 +40,7 @@ class ImageSource:
             self._next += 1
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is not None:
+                self.path = str(path)
                 return image
             LOGGER.warning("skipping %s: not an image OpenCV can decode", path)
             if len(self._files) == 1:

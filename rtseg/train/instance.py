@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from rtseg.backends.weights import ultralytics_loads
 from rtseg.errors import ConfigError
 
 
@@ -21,7 +22,8 @@ def train_instance(data_yaml: Path, out: Path, *, model: str = "yolo11n-seg.yaml
 
     Args:
         model: an Ultralytics architecture config (``yolo11n-seg.yaml``: from scratch) or weights to start
-            from (``.pt``; the class head is rebuilt when the class count differs).
+            from (``.pt``; the class head is rebuilt when the class count differs), read as data unless
+            weights are trusted (:mod:`rtseg.backends.weights`).
         hours: a time budget; when given, Ultralytics fits the epoch count and learning-rate schedule to it.
     """
     from ultralytics import YOLO
@@ -29,11 +31,12 @@ def train_instance(data_yaml: Path, out: Path, *, model: str = "yolo11n-seg.yaml
     if not Path(data_yaml).is_file():
         raise ConfigError(f"data set description not found: {data_yaml}")
     work = Path(tempfile.mkdtemp(prefix="rtseg-train-"))
-    yolo = YOLO(model)
     kwargs = {"time": hours} if hours else {}
-    yolo.train(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, workers=workers, device=device,
-               optimizer="AdamW", lr0=lr0, cos_lr=True, amp=device != "cpu", plots=False, seed=seed,
-               project=str(work), name="run", exist_ok=True, verbose=verbose, **kwargs)
+    with ultralytics_loads():  # the start weights, and every checkpoint the trainer reads back, load as data
+        yolo = YOLO(model)
+        yolo.train(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, workers=workers, device=device,
+                   optimizer="AdamW", lr0=lr0, cos_lr=True, amp=device != "cpu", plots=False, seed=seed,
+                   project=str(work), name="run", exist_ok=True, verbose=verbose, **kwargs)
     last = work / "run" / "weights" / "last.pt"
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(last, out)

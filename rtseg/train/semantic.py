@@ -57,7 +57,7 @@ def _term(name: str) -> LossFn:
         return losses.TverskyLoss("multiclass", ignore_index=IGNORE, alpha=0.3, beta=0.7)
     if name == "focal_tversky":
         return losses.TverskyLoss("multiclass", ignore_index=IGNORE, alpha=0.3, beta=0.7, gamma=0.75)
-    raise ConfigError(f"--loss: unknown term {name!r}; use ce, bce, dice, focal, tversky, focal_tversky, "
+    raise ConfigError(f"loss term {name!r} is unknown; use ce, bce, dice, focal, tversky, focal_tversky, "
                       "combined as e.g. ce+0.5*dice")
 
 
@@ -67,7 +67,7 @@ def parse_loss(spec: str) -> LossFn:
     for part in spec.replace(" ", "").lower().split("+"):
         match = re.fullmatch(r"(?:(\d+(?:\.\d*)?|\.\d+)\*)?([a-z_]+)", part)
         if not match:
-            raise ConfigError(f"--loss {spec!r}: cannot read {part!r}; expected e.g. ce+0.5*dice")
+            raise ConfigError(f"loss={spec!r}: cannot read {part!r}; expected e.g. ce+0.5*dice")
         terms.append((float(match.group(1) or 1.0), _term(match.group(2))))
     return lambda x, y: sum(w * fn(x, y) for w, fn in terms)
 
@@ -135,7 +135,7 @@ def _to_batch(images: Sequence[NDArray[np.uint8]], mean: NDArray[np.float32], st
 def evaluate_net(net: torch.nn.Module, info, pairs: Sequence[tuple[NDArray[np.uint8], NDArray[np.uint8]]], *,
                  imgsz: int, quality: str = "fast") -> tuple[dict, NDArray[np.int64]]:
     """Whole images through rtseg's own semantic stage; metrics of the summed confusion matrix."""
-    from rtseg.backends.semantic_backend import TorchSemanticBackend
+    from rtseg.backends.torch_backend import TorchSemanticBackend
     from rtseg.evaluate.semantic import confusion_matrix, semantic_metrics
     from rtseg.models.semantic import SemanticModel
 

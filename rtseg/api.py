@@ -1,0 +1,354 @@
+"""rtseg's front door: :func:`load_model` -> :class:`Segmenter`, :func:`run`, :func:`export`.
+
+The command line, and anything else built on rtseg, goes through these: ``rtseg run`` is :func:`run` plus a
+progress bar, signal handling, printing and exit codes. Errors are :class:`rtseg.errors.RtsegError`
+subclasses whose message names the parameter (``conf=2: expected a number in [0, 1]``).
+"""
+
+from __future__ import annotations
+
+import glob
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rtseg.backends.registry import check_device
+from rtseg.backends.weights import trust_weights as set_trust
+from rtseg.backends.weights import weights_trusted
+from rtseg.errors import ConfigError, SourceError
+from rtseg.overlay.annotator import Annotator
+from rtseg.pipeline.assemble import Drawing, Outputs, build_streams, check_outputs, default_outputs, written_paths
+from rtseg.pipeline.core import Pipeline, Stream
+from rtseg.pipeline.loading import RunOptions, load_models
+from rtseg.pipeline.streams import RunSummary
+from rtseg.sources.arrays import ArraySource
+from rtseg.sources.base import IMAGE_SUFFIXES, Source, open_source
+from rtseg.types import Frame, FrameResult
+
+__all__ = ["Segmenter", "export", "load_model", "run"]
+
+ImageInput = NDArray[np.uint8] | str | Path | Sequence[NDArray[np.uint8] | str | Path]
+
+
+def _check_range(name: str, value: float | None, low: float, high: float) -> None:
+    if value is not None and not (low <= value <= high):  # also refuses NaN
+        raise ConfigError(f"{name}={value}: expected a number in [{low:g}, {high:g}]")
+
+
+class Segmenter:
+    """A loaded instance and/or semantic model with its settings: what :func:`load_model` returns.
+
+    Attributes:
+        names: instance class names, indexed by class id (empty for a semantic-only model).
+        semantic_names: semantic class names (empty without a semantic model).
+        instance: the instance-segmentation stage, or None.
+        semantic: the semantic-segmentation stage, or None.
+
+    Example:
+        >>> import numpy as np, rtseg
+        >>> seg = rtseg.load_model()                       # the bundled person/cat/dog model
+        >>> seg.names
+        ('person', 'cat', 'dog')
+        >>> [result] = seg.predict(np.zeros((480, 640, 3), np.uint8))
+        >>> result.image_hw, len(result)
+        ((480, 640), 0)
+    """
+
+    def __init__(self, instance: Any = None, semantic: Any = None, *, palette: tuple | None = None,
+                 device: str = "cpu") -> None:
+        if instance is None and semantic is None:
+            raise ConfigError("model: a Segmenter needs an instance model, a semantic model, or both")
+        self.instance, self.semantic = instance, semantic
+        self.palette = palette
+        self.device = device
+        self.names: tuple[str, ...] = tuple(instance.names) if instance is not None else ()
+        self.semantic_names: tuple[str, ...] = tuple(semantic.names) if semantic is not None else ()
+        self.semantic_palette: tuple = tuple(semantic.info.palette_bgr) if semantic is not None else ()
+
+    def __repr__(self) -> str:
+        parts = [f"instance={len(self.names)} classes"] if self.instance is not None else []
+        if self.semantic is not None:
+            parts.append(f"semantic={len(self.semantic_names)} classes")
+        return f"Segmenter({', '.join(parts)}, device={self.device!r})"
+
+    def _named(self, result: FrameResult) -> FrameResult:
+        return replace(result, names=self.names, semantic_names=self.semantic_names)
+
+    def predict(self, images: ImageInput) -> list[FrameResult]:
+        """Segment still images: one :class:`~rtseg.types.FrameResult` per image, in order.
+
+        Args:
+            images: a BGR uint8 (H, W, 3) array (as OpenCV reads it), a list of them, an image path, a folder
+                or a glob (``'photos/*.jpg'``), or a list of paths. Images may differ in size.
+
+        Example:
+            >>> import numpy as np, rtseg
+            >>> seg = rtseg.load_model()
+            >>> results = seg.predict([np.zeros((240, 320, 3), np.uint8), np.zeros((100, 200, 3), np.uint8)])
+            >>> [r.image_hw for r in results]
+            [(240, 320), (100, 200)]
+        """
+        return [result for _, result in self.stream(_image_source(images))]
+
+    def stream(self, source: str | Path | int | Source, *, max_frames: int | None = None,
+               batch: int | None = None, stop: threading.Event | None = None) -> Iterator[tuple[Frame, FrameResult]]:
+        """Run the threaded pipeline over a video, camera, image folder, glob or stream URL and yield each
+        ``(frame, result)`` in order as it is ready. Decoding, inference and post-processing overlap in
+        threads; a live source (camera, stream) drops its oldest frames when you fall behind, a file never
+        does. Leaving the loop early stops the run and closes the source.
+
+        Args:
+            source: what ``rtseg run`` takes (``"clip.mp4"``, ``0``, ``"rtsp://..."``, ``"frames/*.jpg"``) or
+                an opened :class:`~rtseg.sources.base.Source`.
+            max_frames: stop after this many frames.
+            batch: frames per inference call (default 1; 1 with tiling).
+            stop: set it from another thread to end the run after the current frame.
+
+        Example:
+            >>> import rtseg
+            >>> seg = rtseg.load_model()
+            >>> for frame, result in seg.stream(clip, max_frames=2):    # clip: a video file's path
+            ...     print(frame.index, frame.image.shape, type(result).__name__)
+            0 (240, 320, 3) FrameResult
+            1 (240, 320, 3) FrameResult
+        """
+        if max_frames is not None and max_frames < 1:
+            raise ConfigError(f"max_frames={max_frames}: expected 1 or more")
+        opened = source if hasattr(source, "read") else open_source(str(source))
+        pipeline = Pipeline.multi([Stream(opened, ())], self.instance, semantic=self.semantic,  # type: ignore[arg-type]
+                                  max_frames=max_frames, batch=batch, stop=stop)
+        for frame, result in pipeline:
+            yield frame, self._named(result)
+
+    def annotate(self, image: NDArray[np.uint8], result: FrameResult, *, alpha: float = 0.45) -> NDArray[np.uint8]:
+        """A copy of ``image`` with ``result`` drawn on it: masks, boxes, labels, semantic colours.
+
+        Example:
+            >>> import numpy as np, rtseg
+            >>> seg = rtseg.load_model()
+            >>> image = np.zeros((240, 320, 3), np.uint8)
+            >>> seg.annotate(image, seg.predict(image)[0]).shape
+            (240, 320, 3)
+        """
+        annotator = Annotator(self.names, alpha=alpha, semantic_names=self.semantic_names,
+                              semantic_palette=self.semantic_palette, palette=self.palette)
+        return annotator.draw(image, result)
+
+
+def _image_source(images: ImageInput) -> Source:
+    if isinstance(images, np.ndarray):
+        return ArraySource([images])
+    if isinstance(images, (str, Path)):
+        return open_source(str(images))
+    items = list(images)
+    if all(isinstance(i, np.ndarray) for i in items):
+        return ArraySource(items)
+    if all(isinstance(i, (str, Path)) for i in items):
+        from rtseg.sources.images import ImageSource
+
+        files = []
+        for item in items:
+            text = str(item)
+            found = sorted(glob.glob(text)) if any(c in text for c in "*?[") else [text]
+            files += [Path(f) for f in found]
+        bad = [f for f in files if not f.is_file() or f.suffix.lower() not in IMAGE_SUFFIXES]
+        if bad or not files:
+            raise SourceError(f"images: {bad[0] if bad else 'nothing'} is not an image file")
+        return ImageSource("images", files)
+    raise SourceError("images: expected an array, a list of arrays, a path, a glob or a list of paths")
+
+
+def load_model(model: str | Path | Any | None = None, *, semantic: str | Path | Any | None = None,
+               backend: str = "auto", device: str = "auto", half: bool = False, imgsz: int | None = None,
+               conf: float = 0.25, iou: float = 0.7, classes: str | Sequence[int | str] | None = None,
+               nms: bool | None = None, tile: int | None = None, overlap: float = 0.2, tile_full: bool = False,
+               tile_merge: str = "nmm", semantic_imgsz: int | None = None, quality: str = "fast", pad: int = 0,
+               morph_open: int = 0, morph_close: int = 0, min_area: int = 0, class_file: str | Path | None = None,
+               workers: int | None = None, trust_weights: bool = False) -> Segmenter:
+    """Load an instance-segmentation model, a semantic one, or both (combined mode) into a :class:`Segmenter`.
+
+    Args:
+        model: YOLO-seg weights (``.pt``), an architecture ``.yaml`` (untrained), an ``.onnx`` exported by
+            :func:`export`, a TensorRT ``.engine``, a semantic model (then the run is semantic-only), or a
+            backend object (anything with ``info`` and ``infer``, see :class:`rtseg.backends.base.Backend`).
+            Default: rtseg's bundled person/cat/dog model.
+        semantic: a semantic model drawn under the instances (both run concurrently).
+        backend: ``auto`` (from the file; a ``.pt`` on a CPU runs on ONNX Runtime through an export cached in
+            ``$RTSEG_CACHE``), ``torch``, ``onnxruntime`` or ``tensorrt``.
+        device: ``auto`` (the first CUDA GPU, else the CPU), ``cpu``, ``cuda``, ``cuda:N``.
+        half: FP16 (CUDA only).
+        imgsz: inference size (longer side); default: the model's own.
+        conf: minimum detection score, in [0, 1].
+        iou: NMS overlap above which the weaker of two same-class boxes is dropped, in [0, 1].
+        classes: keep only these classes: ids or names (``["person", "dog"]`` or ``"person,dog"``).
+        nms: YOLO26 head: None (default) and True run NMS on the one-to-many head, as Ultralytics'
+            ``predict()`` does; False runs the one-to-one (NMS-free) head. Exported files keep the head they
+            were exported with.
+        tile: sliced inference: cut each frame into ``tile``-pixel tiles run as one batch (small objects in
+            large frames); ``overlap``, ``tile_full`` and ``tile_merge`` as in ``rtseg run --help``.
+        class_file: YAML/JSON class names, colours and merges.
+        workers: inference calls in flight at once (ONNX Runtime).
+        trust_weights: unpickle ``.pt`` files fully, running any code they carry: only for files you trust.
+            By default weights load as data (tensors and the classes of Ultralytics and rtseg checkpoints) and
+            anything else is refused (:mod:`rtseg.backends.weights`; also ``RTSEG_TRUST_WEIGHTS=1``).
+
+    Example:
+        >>> import rtseg
+        >>> seg = rtseg.load_model(conf=0.3, classes="person")
+        >>> seg.names[0], seg.instance.conf
+        ('person', 0.3)
+    """
+    _check_range("conf", conf, 0.0, 1.0)
+    _check_range("iou", iou, 0.0, 1.0)
+    _check_range("overlap", overlap, 0.0, 0.9)
+    if classes is not None and not isinstance(classes, str):
+        classes = ",".join(str(c) for c in classes)
+    if classes is not None and not classes.strip(" ,"):
+        raise ConfigError(f"classes={classes!r}: name at least one class id or name")
+    opts = RunOptions(semantic=str(semantic or ""), imgsz=imgsz, semantic_imgsz=semantic_imgsz, conf=conf, iou=iou,
+                      classes=classes, device=device, backend=backend, half=half, quality=quality, pad=pad,
+                      morph_open=morph_open, morph_close=morph_close, min_area=min_area, tile=tile,
+                      overlap=overlap, tile_full=tile_full, tile_merge=tile_merge,
+                      class_file=Path(class_file) if class_file is not None else None, workers=workers)
+    opts.nms = nms
+    if model is not None and not isinstance(model, (str, Path)):  # a backend object
+        from rtseg.models.yolo_seg import YoloSegModel
+
+        if not (hasattr(model, "info") and hasattr(model, "infer")):
+            raise ConfigError(f"model: expected a path, a model name or a backend object, got {type(model).__name__}")
+        instance = YoloSegModel(model, imgsz=imgsz, conf=conf, iou=iou)
+        return Segmenter(instance, None, device=str(getattr(model, "device", "cpu")))
+    opts.model = str(model or "")
+    trusted_before = weights_trusted()
+    if trust_weights:
+        set_trust(True)
+    try:
+        instance, sem = load_models(opts)
+    finally:
+        if trust_weights and not trusted_before:
+            set_trust(None)
+
+    return Segmenter(instance, sem, palette=opts.instance_palette, device=check_device(device, half=half))
+
+
+def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Path | Segmenter | None = None, *,
+        out: str | Path | None = None, jsonl: str | Path | None = None, show: bool = False,
+        save_frames: str | Path | None = None, save_labels: str | Path | None = None, track: str | None = None,
+        trails: int = 0, max_frames: int | None = None, batch: int | None = None, video_preset: str = "auto",
+        hud: bool | None = None, alpha: float = 0.45, semantic_alpha: float = 0.35, image_fps: float = 10.0,
+        stop: threading.Event | None = None, on_start: Callable[[int | None], None] | None = None,
+        on_frame: Callable[[Frame, FrameResult], None] | None = None, **model_options: Any) -> RunSummary:
+    """Everything ``rtseg run`` does: segment every frame of each source and write the outputs.
+
+    Several sources run in one pipeline (their frames batched into shared inference calls) with one output
+    of each kind per source (``out_a.mp4``, ``out_b.mp4``). With no output at all, writes
+    ``<source>_rtseg.mp4`` in the current folder.
+
+    Args:
+        sources: a video file, camera index, image folder or glob, stream URL, or a list of them.
+        model: weights or a model name (as :func:`load_model`), or a loaded :class:`Segmenter`.
+        out: annotated video (``.mp4/.mkv/.mov``: H.264; ``.avi``: MJPEG).
+        jsonl: JSON Lines, one record per frame (:meth:`FrameResult.to_dict`).
+        show: a live window (q or Esc quits).
+        save_frames: folder for annotated JPEG frames. save_labels: folder for semantic label maps.
+        track: ``"bytetrack"`` or ``"botsort"``: persistent instance ids. trails: draw paths over N frames.
+        max_frames: stop each source after this many frames.
+        batch: frames per inference call (default: one of each source).
+        video_preset: x264 preset of ``out``; ``auto``: ``ultrafast`` with the model on the CPU, else ``superfast``.
+        hud: draw frame index and FPS; default: only in a window, never burned into written files.
+        stop: set it to end the run after the current frame (outputs are finalized).
+        on_start: called once, before the first frame, with the total frame count (None when unknown: live).
+        on_frame: called after each frame reached every output.
+        model_options: :func:`load_model` keywords (``conf``, ``imgsz``, ``semantic``, ``tile``, ...) when
+            ``model`` is not a Segmenter.
+
+    Returns:
+        The run's :class:`~rtseg.pipeline.streams.RunSummary`: frames, FPS, per-stage latency, whether it was
+        interrupted, and ``outputs`` (the paths written).
+
+    Example:
+        >>> import rtseg
+        >>> summary = rtseg.run(clip, out=tmp / "seg.mp4", jsonl=tmp / "seg.jsonl", max_frames=5)
+        >>> summary.frames, [Path(p).name for p in summary.outputs]
+        (5, ['seg.mp4', 'seg.jsonl'])
+    """
+    specs = [str(s) for s in ([sources] if isinstance(sources, (str, Path, int)) else sources)]
+    if not specs:
+        raise ConfigError("sources: give at least one video, camera, image folder or stream")
+    if video_preset != "auto":
+        from rtseg.sinks.video import check_preset
+
+        check_preset(video_preset)
+    if trails < 0:
+        raise ConfigError(f"trails={trails}: expected 0 or more")
+    if max_frames is not None and max_frames < 1:
+        raise ConfigError(f"max_frames={max_frames}: expected 1 or more")
+    if isinstance(model, Segmenter) and model_options:
+        raise ConfigError(f"{', '.join(model_options)}: pass model options to load_model, not with a Segmenter")
+    if model_options.get("tile") and (batch or 1) > 1:
+        raise ConfigError(f"batch={batch} with tile={model_options['tile']}: the tiles of a frame are already one "
+                          "batch; use batch=1")
+    outputs = default_outputs(specs, Outputs(out=_path(out), jsonl=_path(jsonl), save_frames=_path(save_frames),
+                                             save_labels=_path(save_labels), show=show))
+    check_outputs(outputs)  # before the model loads
+    opened: list[Source] = []
+    try:
+        opened += [open_source(s, image_fps=image_fps) for s in specs]  # every source checked up front
+        if not isinstance(model, Segmenter):
+            model = load_model(model, **model_options)
+        if outputs.save_labels is not None and model.semantic is None:
+            raise ConfigError("save_labels needs a semantic model (semantic=..., or a semantic model=...)")
+        if track and model.instance is None:
+            raise ConfigError("track needs an instance-segmentation model")
+        preset = video_preset
+        if preset == "auto":
+            from rtseg.sinks.video import auto_preset
+
+            preset = auto_preset(model.device == "cpu")
+        drawing = Drawing(hud=(show and not outputs.writes_files()) if hud is None else hud, alpha=alpha,
+                          semantic_alpha=semantic_alpha, trails=trails, palette=model.palette)
+        streams = build_streams(specs, opened, outputs, drawing, names=model.names,
+                                semantic_names=model.semantic_names, semantic_palette=model.semantic_palette,
+                                track=track, min_score=getattr(model.instance, "conf", None), video_preset=preset)
+    except BaseException:
+        for src in opened:
+            src.close()
+        raise
+    if on_start is not None:
+        totals = [min(filter(None, (src.frame_count, max_frames)), default=None) for src in opened]
+        on_start(None if None in totals else sum(totals))  # type: ignore[arg-type]
+    pipeline = Pipeline.multi(streams, model.instance, max_frames=max_frames, stop=stop, semantic=model.semantic,
+                              batch=batch, on_frame=on_frame)
+    summary = pipeline.run()  # closes every sink and source
+    summary.outputs = written_paths(streams)
+    return summary
+
+
+def _path(value: str | Path | None) -> Path | None:
+    return None if value is None or value == "" else Path(value).expanduser()
+
+
+def export(weights: str | Path, format: str = "onnx", **options: Any) -> Path:  # noqa: A002 - the CLI's word
+    """Export weights for another runtime; the file carries class names, input size and task, so
+    ``load_model`` needs nothing else. Returns the written path.
+
+    Args:
+        weights: YOLO-seg weights (``.pt``) or a semantic model.
+        format: ``onnx``, or ``engine`` (TensorRT: an NVIDIA GPU and the ``tensorrt`` package).
+        options: ``out``, ``imgsz``, ``dynamic``; for engines also ``half``, ``int8``, ``calib``, ``batch``,
+            ``max_batch``, ``workspace_gb``.
+
+    Example:
+        >>> import rtseg
+        >>> path = rtseg.export(rtseg.DEFAULT_MODEL, "onnx", out=tmp / "model.onnx")
+        >>> path.name, rtseg.load_model(path).names
+        ('model.onnx', ('person', 'cat', 'dog'))
+    """
+    from rtseg.exporters.onnx import export as export_to
+
+    return export_to(str(weights), format, **options)

@@ -1,0 +1,278 @@
+"""``rtseg run`` and ``rtseg demo``: options in, :func:`rtseg.run` called, a progress bar, a summary and an
+exit code out (0 done, 2 bad input, 130 interrupted by Ctrl-C or SIGTERM with every output finalized)."""
+
+from __future__ import annotations
+
+import signal
+import tempfile
+import threading
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from rtseg.cli.common import TRUST_WEIGHTS_HELP, apply_trust, fail, setup_logging
+from rtseg.config import FULL_MODEL_HINT
+from rtseg.errors import RtsegError
+from rtseg.tracking import TRACKERS
+
+
+class StopOnSignal:
+    """First Ctrl-C / SIGTERM asks the pipeline to stop after the current frame; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.event.set()
+
+    def __enter__(self) -> StopOnSignal:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def print_summary(summary: Any) -> None:
+    several = summary.streams if len(summary.streams) > 1 else []
+    head = f"{len(several)} sources" if several else summary.source
+    lines = [f"{head}: {summary.frames} frames in {summary.elapsed_s:.1f} s = {summary.fps:.1f} FPS"
+             + (f", {summary.dropped} dropped (live source)" if summary.dropped else "")]
+    for stream in several:  # each stream's own rate: its frames over the time to its last frame
+        lines.append(f"  {stream.source}: {stream.frames} frames, {stream.fps:.1f} FPS"
+                     + (f", {stream.dropped} dropped" if stream.dropped else ""))
+    if summary.stages_ms:
+        lines.append(f"  {'stage':<12}{'p50 ms':>9}{'p95 ms':>9}")
+        for name, stats in summary.stages_ms.items():
+            lines.append(f"  {name:<12}{stats['p50']:>9.1f}{stats['p95']:>9.1f}")
+    lines += [f"  wrote {o}" for o in summary.outputs]
+    typer.echo("\n".join(lines), err=True)
+
+
+class Progress:
+    """A tqdm bar over the run's frames, opened once the total is known (None: a live source, no total)."""
+
+    def __init__(self, desc: str, quiet: bool) -> None:
+        self.desc = Path(desc).name if "://" not in desc else desc
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def start(self, total: int | None) -> None:
+        if not self.quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.desc, unit="frame", dynamic_ncols=True, leave=False,
+                            disable=None)
+
+    def update(self, *_: object) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def run_and_report(sources: list[str], model: str | None, *, quiet: bool, **options: Any) -> int:
+    """Call :func:`rtseg.run` with a progress bar and Ctrl-C handling; print the summary; return the exit
+    code. Errors become one line on stderr (exit 2)."""
+    import rtseg
+
+    progress = Progress(f"{len(sources)} sources" if len(sources) > 1 else sources[0], quiet)
+    try:
+        with StopOnSignal() as stopper:
+            try:
+                summary = rtseg.run(sources, model, stop=stopper.event, on_start=progress.start,
+                                    on_frame=progress.update, **options)
+            finally:
+                progress.close()
+    except RtsegError as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise fail("aborted", 130) from None
+    if not quiet:
+        print_summary(summary)
+        if not model:
+            typer.echo(f"rtseg: {FULL_MODEL_HINT}", err=True)
+    if summary.interrupted:
+        per_stream = (f" ({', '.join(f'{s.source} {s.frames}' for s in summary.streams)})"
+                      if len(summary.streams) > 1 else "")
+        typer.echo(f"rtseg: stopped after {summary.frames} frames{per_stream}; outputs are complete up to that "
+                   "frame", err=True)
+        return 0 if summary.user_quit else 130
+    return 0
+
+
+def run(
+    sources: Annotated[list[str], typer.Argument(
+        help="Video file, camera index (0), image folder or glob ('frames/*.jpg'), or stream URL "
+             "(rtsp://, http(s)://, udp://, tcp://). Several run together in one pipeline, their frames "
+             "batched into shared inference calls, with one output per source (OUT_NAME.mp4).",
+        show_default=False)],
+    model: Annotated[str, typer.Option("--model", "-m", help="YOLO-seg weights (.pt), architecture config "
+                                       "(.yaml) or exported model (.onnx); or a semantic model, for a "
+                                       "semantic-only run. Names such as yolo26n-seg.pt download when online. "
+                                       "Default: rtseg's bundled nano model.")] = "",
+    semantic: Annotated[str, typer.Option("--semantic", "-s", help="Semantic model drawn under the instances "
+                                          "(combined mode; both models run concurrently): an rtseg semantic "
+                                          "checkpoint or .onnx, a YOLO '-sem' model, or a torchvision name "
+                                          "such as deeplabv3_mobilenet_v3_large.COCO_WITH_VOC_LABELS_V1 "
+                                          "(downloads when online).")] = "",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Annotated video (.mp4/.mkv/.mov: H.264 "
+                                                 "when available; .avi: MJPEG).")] = None,
+    jsonl: Annotated[Optional[Path], typer.Option(help="JSON Lines, one record per frame: boxes, scores, "
+                                                   "classes, masks as COCO RLE, semantic classes.")] = None,
+    show: Annotated[bool, typer.Option("--show", help="Live window; q or Esc quits.")] = False,
+    save_frames: Annotated[Optional[Path], typer.Option(help="Folder for annotated frames as JPEG.")] = None,
+    save_labels: Annotated[Optional[Path], typer.Option(help="Folder for semantic label maps (PNG, pixel = "
+                                                         "class id) and classes.json.")] = None,
+    imgsz: Annotated[Optional[int], typer.Option(help="Inference size (longer side). Default: the model's "
+                                                  "own. Larger finds smaller objects, slower.")] = None,
+    semantic_imgsz: Annotated[Optional[int], typer.Option(help="Inference size of the --semantic model. "
+                                                           "Default: its own.")] = None,
+    conf: Annotated[float, typer.Option(help="Minimum detection score.")] = 0.25,
+    nms: Annotated[Optional[bool], typer.Option("--nms/--no-nms", help="YOLO26 head: NMS on the one-to-many "
+                                                "head (default, as Ultralytics' predict), or --no-nms: the "
+                                                "one-to-one NMS-free head.", show_default=False)] = None,
+    iou: Annotated[float, typer.Option(help="NMS IoU: overlapping same-class boxes above it are merged "
+                                        "(no effect on NMS-free YOLO26).")] = 0.7,
+    classes: Annotated[Optional[str], typer.Option(help="Keep only these classes: ids or names, "
+                                                    "comma-separated ('0,16' or 'person,dog').")] = None,
+    quality: Annotated[str, typer.Option("--semantic-quality", help="fast: argmax at model resolution, "
+                                         "labels resized to the frame (cheap); high: logits upsampled "
+                                         "bilinearly before the argmax (smooth edges, slower).")] = "fast",
+    pad: Annotated[int, typer.Option(min=0, help="Reflect-pad frames by this many pixels before the "
+                                     "semantic model, so labels do not fray at the frame edges.")] = 0,
+    morph_open: Annotated[int, typer.Option(min=0, help="Morphological opening (kernel px) of masks and "
+                                            "labels: removes specks thinner than it.")] = 0,
+    morph_close: Annotated[int, typer.Option(min=0, help="Morphological closing (kernel px): fills holes "
+                                             "and gaps narrower than it.")] = 0,
+    min_area: Annotated[int, typer.Option(min=0, help="Drop mask and label regions smaller than this many "
+                                          "pixels.")] = 0,
+    tile: Annotated[Optional[int], typer.Option(help="Sliced inference for large frames with small objects "
+                                                "(drones, 4K): cut each frame into TILE-pixel tiles run as "
+                                                "one batch; --imgsz defaults to the tile size.")] = None,
+    overlap: Annotated[float, typer.Option(min=0.0, max=0.9, help="Fraction of a tile shared with its "
+                                           "neighbour; objects smaller than tile x overlap are always whole "
+                                           "in some tile.")] = 0.2,
+    tile_full: Annotated[bool, typer.Option("--tile-full", help="Also run the whole frame, for objects "
+                                            "larger than a tile.")] = False,
+    tile_merge: Annotated[str, typer.Option(help="Duplicates across tile seams: nmm merges them into their "
+                                            "union (objects cut by a seam come out whole), nms keeps the "
+                                            "best.")] = "nmm",
+    class_file: Annotated[Optional[Path], typer.Option(help="YAML/JSON with class names, colours and merges "
+                                                       "(e.g. aerial land cover); see "
+                                                       "rtseg/models/classmap.py.")] = None,
+    track: Annotated[Optional[str], typer.Option(help="Give instances persistent ids with Ultralytics' "
+                                                 "tracker: bytetrack (what --track alone means), or "
+                                                 "botsort (compensates camera motion, "
+                                                 "for drones). Ids go to the JSONL and the overlay.")] = None,
+    trails: Annotated[int, typer.Option(min=0, help="With --track, draw each object's path over this many "
+                                        "frames.")] = 0,
+    device: Annotated[str, typer.Option(help="auto (a CUDA GPU when there is one, else the CPU), cpu, cuda, "
+                                        "cuda:N or a GPU index.")] = "auto",
+    backend: Annotated[str, typer.Option(help="auto (from the model file), torch, onnxruntime or tensorrt.")] = "auto",
+    half: Annotated[bool, typer.Option("--half", help="FP16 inference (CUDA only).")] = False,
+    max_frames: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many frames per "
+                                                       "source.")] = None,
+    batch: Annotated[Optional[int], typer.Option(min=1, help="Frames per inference call, taken from the "
+                                                 "sources in turn. Default: the number of sources (one frame "
+                                                 "of each per call); 1 with --tile.")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Inference calls in flight at once (ONNX "
+                                                   "Runtime: one session each, sharing the cores). Default: 2 "
+                                                   "on a CPU with 2+ cores, else 1.")] = None,
+    video_preset: Annotated[str, typer.Option(help="x264 preset of the --out video: ultrafast, superfast, "
+                                              "veryfast, ... medium (slower ones write smaller files). auto: "
+                                              "ultrafast when the model runs on the CPU (the encoder takes CPU "
+                                              "time from it), superfast on a GPU.")] = "auto",
+    hud: Annotated[Optional[bool], typer.Option("--hud/--no-hud", help="Draw frame index and FPS. Default: in "
+                                                "the --show window only, never burned into written files.",
+                                                show_default=False)] = None,
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Instance mask opacity.")] = 0.45,
+    semantic_alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Semantic colour opacity.")] = 0.35,
+    image_fps: Annotated[float, typer.Option(help="Frame rate given to image folders in the output "
+                                              "video.")] = 10.0,
+    trust: Annotated[bool, typer.Option("--trust-weights", help=TRUST_WEIGHTS_HELP)] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what each stage does.")] = False,
+) -> None:
+    """Segment every frame of SOURCE and write annotated video, a window, JSON Lines and/or frames.
+
+    With no output option, writes SOURCE-NAME_rtseg.mp4 in the current folder.
+
+    \b
+    Examples:
+      rtseg run clip.mp4 --out clip_seg.mp4 --jsonl clip.jsonl
+      rtseg run 0 --show --model yolo26n-seg.pt
+      rtseg run rtsp://cam.local/stream --jsonl events.jsonl --classes person
+      rtseg run 'frames/*.jpg' --save-frames annotated/ --model best.onnx
+      rtseg run drone.mp4 --model deeplab.pt --save-labels labels/          (semantic only)
+      rtseg run street.mp4 --model yolo.pt --semantic deeplab.pt -o both.mp4 (combined)
+      rtseg run drone.mp4 --track --trails 30 --jsonl tracks.jsonl          (ByteTrack; --track botsort)
+      rtseg run a.mp4 b.mp4 rtsp://cam/live -o out.mp4   (one batched pipeline: out_a.mp4, out_b.mp4, ...)
+    """
+    setup_logging(verbose)
+    apply_trust(trust)
+    model_options = dict(semantic=semantic, imgsz=imgsz, semantic_imgsz=semantic_imgsz, conf=conf, iou=iou, nms=nms,
+                         classes=classes, device=device, backend=backend, half=half, quality=quality, pad=pad,
+                         morph_open=morph_open, morph_close=morph_close, min_area=min_area, tile=tile,
+                         overlap=overlap, tile_full=tile_full, tile_merge=tile_merge, class_file=class_file,
+                         workers=workers)
+    code = run_and_report(sources, model or None, quiet=quiet, out=out, jsonl=jsonl, show=show,
+                          save_frames=save_frames, save_labels=save_labels, track=track, trails=trails,
+                          max_frames=max_frames, batch=batch, video_preset=video_preset, hud=hud, alpha=alpha,
+                          semantic_alpha=semantic_alpha, image_fps=image_fps, **model_options)
+    if code:
+        raise typer.Exit(code)
+
+
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Annotated demo video.")] = Path("rtseg_demo.mp4"),
+    model: Annotated[str, typer.Option("--model", "-m", help="Weights to run. Default: rtseg's bundled nano "
+                                       "model (person, cat, dog; see rtseg/assets/MODEL_CARD.md).")] = "",
+    jsonl: Annotated[Optional[Path], typer.Option(help="Also write JSON Lines results.")] = None,
+    conf: Annotated[float, typer.Option(help="Minimum detection score.")] = 0.25,
+    trust: Annotated[bool, typer.Option("--trust-weights", help=TRUST_WEIGHTS_HELP)] = False,
+) -> None:
+    """Build a short clip from sample photos shipped with Ultralytics and segment it (works offline)."""
+    setup_logging(False)
+    apply_trust(trust)
+    from rtseg.sources.demo import build_clip
+
+    with tempfile.TemporaryDirectory(prefix="rtseg-demo-") as tmp:
+        try:
+            clip = build_clip(Path(tmp) / "demo_clip.avi")
+        except RtsegError as exc:
+            raise fail(str(exc)) from None
+        code = run_and_report([str(clip)], model or None, quiet=False, out=out, jsonl=jsonl, conf=conf)
+    if code:
+        raise typer.Exit(code)
+    typer.echo(f"demo written to {out}")
+
+
+def track_alone(argv: list[str]) -> list[str]:
+    """``--track`` with no tracker name means ``--track bytetrack`` (typer options always take a value)."""
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg == "--track" and (i + 1 == len(out) or out[i + 1] not in TRACKERS):
+            nxt = out[i + 1] if i + 1 < len(out) else ""
+            if not nxt or nxt.startswith("-") or _looks_like_source(nxt):
+                out[i] = "--track=bytetrack"
+    return out
+
+
+def _looks_like_source(text: str) -> bool:
+    return text.isdigit() or "://" in text or any(c in text for c in "*?[") or Path(text).exists() or \
+        Path(text).suffix.lower() in (".mp4", ".avi", ".mkv", ".mov", ".jpg", ".png", ".webm", ".ts")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(run)
+    app.command()(demo)
