@@ -218,8 +218,8 @@ class FrameResult:
         """Each instance's class name (its id as text when the names are unknown)."""
         return [self.names[k] if 0 <= k < len(self.names) else str(int(k)) for k in self.class_ids]
 
-    def to_dict(self, *, source: str = "", path: str | None = None, names: tuple[str, ...] | None = None,
-                semantic_names: tuple[str, ...] | None = None) -> dict:
+    def to_dict(self, frame: Frame | None = None, *, source: str | None = None, path: str | None = None,
+                names: tuple[str, ...] | None = None, semantic_names: tuple[str, ...] | None = None) -> dict:
         """The frame's JSON Lines record (what ``rtseg run --jsonl`` writes): boxes, scores, class ids and
         names, track ids, masks as COCO compressed RLE, semantic classes with their area and RLE, timings.
 
@@ -233,6 +233,11 @@ class FrameResult:
             >>> len(json.dumps(d)) > 0
             True
         """
+        if frame is not None:  # the frame knows its source, file, time and stage timings
+            source = frame.source if source is None else source
+            path = frame.path if path is None else path
+        timestamp_s = frame.timestamp_s if frame is not None else self.timestamp_s
+        timings = frame.timings if frame is not None else self.timings
         names = self.names if names is None else names
         semantic_names = self.semantic_names if semantic_names is None else semantic_names
         detections = []
@@ -246,13 +251,13 @@ class FrameResult:
             if self.masks is not None:
                 det["mask"] = encode_crop(self.masks.crops[i], self.masks.origins_xy[i], self.image_hw)
             detections.append(det)
-        record: dict = {"frame": self.frame_index, "timestamp_s": round(self.timestamp_s, 4), "source": source}
+        record: dict = {"frame": self.frame_index, "timestamp_s": round(timestamp_s, 4), "source": source or ""}
         if path is not None:
             record["path"] = path
         record.update({"image_hw": list(self.image_hw), "detections": detections})
         if self.semantic is not None:
             record["semantic"] = semantic_record(self.semantic, semantic_names)
-        record["timings_ms"] = {k: round(v, 3) for k, v in self.timings.as_ms().items() if k in RECORDED_STAGES}
+        record["timings_ms"] = {k: round(v, 3) for k, v in timings.as_ms().items() if k in RECORDED_STAGES}
         return record
 
     @classmethod

@@ -1,5 +1,10 @@
 """JSON Lines: one record per frame, flushed as it is written, so an interrupted run keeps every frame so far.
 
+Unlike the other file outputs, the JSONL is written under its final name from the start, so that it can be
+followed while the run goes on (``tail -f``): every record is one complete line once written, so the file
+is valid at any moment. A write that fails (a full disk) is one :class:`~rtseg.errors.SinkError` line, and
+the file is cut back to its last complete record.
+
 Record::
 
     {"frame": 12, "timestamp_s": 0.48, "source": "in.mp4", "image_hw": [720, 1280],
@@ -20,11 +25,14 @@ frame, the mask being that class's pixels as COCO RLE.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from rtseg.errors import SinkError
+from rtseg.sinks.atomic import reason
 from rtseg.sinks.base import check_writable
 from rtseg.types import Frame, FrameResult
 
@@ -32,7 +40,7 @@ from rtseg.types import Frame, FrameResult
 def result_record(frame: Frame, result: FrameResult, names: tuple[str, ...],
                   semantic_names: tuple[str, ...] = ()) -> dict:
     """The JSON-ready record of one frame (:meth:`FrameResult.to_dict` with the frame's source and file)."""
-    return result.to_dict(source=frame.source, path=frame.path, names=names, semantic_names=semantic_names)
+    return result.to_dict(frame, names=names, semantic_names=semantic_names)
 
 
 class JsonlSink:
@@ -43,12 +51,28 @@ class JsonlSink:
     def __init__(self, path: Path, names: tuple[str, ...], semantic_names: tuple[str, ...] = ()) -> None:
         self.path = check_writable(Path(path), what="JSONL")
         self.names, self.semantic_names = names, semantic_names
-        self._file = self.path.open("w", encoding="utf-8")
+        try:
+            self._file = self.path.open("wb", buffering=0)  # one write per record: nothing held back
+        except OSError as exc:
+            raise SinkError(f"cannot write JSONL {self.path}: {reason(exc)}") from None
+        self._complete = 0  # bytes up to the end of the last record written whole
 
     def write(self, frame: Frame, annotated: NDArray[np.uint8] | None, result: FrameResult) -> None:
         record = result_record(frame, result, self.names, self.semantic_names)
-        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._file.flush()
+        line = memoryview((json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8"))
+        try:
+            while line:  # a raw write may take part of the line
+                written = self._file.write(line)
+                if not written:
+                    raise OSError(f"the file took none of {len(line)} bytes")
+                line = line[written:]
+        except OSError as exc:
+            try:  # keep only whole records
+                os.ftruncate(self._file.fileno(), self._complete)
+            except OSError:
+                pass  # a device (/dev/full) cannot be cut
+            raise SinkError(f"cannot write JSONL {self.path}: {reason(exc)}") from None
+        self._complete = self._file.tell() if self._file.seekable() else 0
 
     def close(self) -> None:
         if not self._file.closed:

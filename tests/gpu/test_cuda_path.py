@@ -1,6 +1,6 @@
 """PyTorch on a CUDA GPU with the device frame path, against the CPU: same detections, mask IoU >= 0.95.
 
-Needs a CUDA GPU (skipped otherwise); tests/unit/test_device_frames.py runs the same code on the CPU.
+Needs a CUDA GPU (skipped otherwise); tests/unit/preprocess/test_device.py runs the same code on the CPU.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from rtseg.backends.registry import load_backend  # noqa: E402
 from rtseg.models.yolo_seg import YoloSegModel  # noqa: E402
 from rtseg.overlay.annotator import Annotator  # noqa: E402
 from rtseg.pipeline.core import Pipeline  # noqa: E402
+from rtseg.pipeline.loading import load_runtime  # noqa: E402
 from rtseg.preprocess.device import FrameUploader, letterbox_on_device  # noqa: E402
 from rtseg.preprocess.letterbox import Letterboxer, to_input_batch  # noqa: E402
-from tests.conftest import DATA, YOLO11_WEIGHTS, YOLO26_WEIGHTS  # noqa: E402
 from tests.parity import Comparison, parity_images  # noqa: E402
-from tests.unit.test_pipeline import RecordingSink  # noqa: E402
+from tests.support import DATA, YOLO11_WEIGHTS, YOLO26_WEIGHTS  # noqa: E402
 
 IMAGES = parity_images(DATA, n=12)
 
@@ -50,7 +50,7 @@ def test_letterbox_on_gpu_matches_opencv() -> None:
 @pytest.mark.parametrize(("weights", "half", "conf"), [(YOLO11_WEIGHTS, False, 0.05), (YOLO11_WEIGHTS, True, 0.05),
                                                        (YOLO26_WEIGHTS, False, 0.25)])
 def test_cuda_results_match_cpu_results(weights, half, conf) -> None:
-    cpu = YoloSegModel(load_backend(weights, backend="onnxruntime", device="cpu"), imgsz=640, conf=conf)
+    cpu = YoloSegModel(load_runtime(weights, backend="onnxruntime", device="cpu"), imgsz=640, conf=conf)
     gpu = YoloSegModel(load_backend(weights, backend="torch", device="cuda", half=half), imgsz=640, conf=conf)
     assert gpu.frames_on_device
     cmp = Comparison()
@@ -66,7 +66,7 @@ def test_cuda_results_match_cpu_results(weights, half, conf) -> None:
     assert min(cmp.box_ious) > 0.9 and float(np.mean(cmp.mask_ious)) >= 0.95
 
 
-def test_pipeline_on_gpu_draws_what_the_cpu_draws(tmp_path) -> None:
+def test_pipeline_on_gpu_draws_what_the_cpu_draws(tmp_path, recording_sink) -> None:
     class Frames:
         name, live, fps = "photos", False, 10.0
 
@@ -83,7 +83,7 @@ def test_pipeline_on_gpu_draws_what_the_cpu_draws(tmp_path) -> None:
     drawn = {}
     for device in ("cpu", "cuda"):
         model = YoloSegModel(load_backend(YOLO11_WEIGHTS, backend="torch", device=device), imgsz=640)
-        sink = RecordingSink()
+        sink = recording_sink()
         Pipeline(Frames(), model, [sink], annotator=Annotator(model.names)).run()
         drawn[device] = sink.images
     assert len(drawn["cuda"]) == 6

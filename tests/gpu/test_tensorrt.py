@@ -1,7 +1,7 @@
 """TensorRT engines built and run on a real GPU, checked against ONNX Runtime on the same inputs.
 
 Needs an NVIDIA GPU, a CUDA build of PyTorch and the TensorRT Python package; skipped otherwise (the pure logic
-of the TensorRT path is tested everywhere in tests/unit/test_tensorrt_logic.py).
+of the TensorRT path is tested everywhere in tests/unit/backends/test_trt_logic.py).
 
 Tolerances: an FP32 engine may use TF32 kernels (TensorRT's default on Ampere and newer), so raw outputs are
 compared relative to their range (0.5 %), and final detections must match one to one; FP16 and INT8 engines are
@@ -23,15 +23,16 @@ if not torch.cuda.is_available():
     pytest.skip("needs a CUDA GPU", allow_module_level=True)
 
 from rtseg.backends.ort_backend import OrtBackend  # noqa: E402
-from rtseg.backends.registry import load_backend, model_task  # noqa: E402
+from rtseg.backends.registry import load_backend  # noqa: E402
 from rtseg.backends.trt_backend import TensorRTBackend, TensorRTSemanticBackend  # noqa: E402
 from rtseg.backends.trt_meta import read_engine, read_engine_meta, write_engine  # noqa: E402
 from rtseg.errors import ModelError  # noqa: E402
 from rtseg.exporters.engine import export_engine  # noqa: E402
 from rtseg.exporters.onnx import export, export_onnx  # noqa: E402
+from rtseg.models.task import model_task  # noqa: E402
 from rtseg.models.yolo_seg import YoloSegModel  # noqa: E402
-from tests.conftest import YOLO11_WEIGHTS, YOLO26_WEIGHTS  # noqa: E402
 from tests.parity import Comparison  # noqa: E402
+from tests.support import YOLO11_WEIGHTS, YOLO26_WEIGHTS  # noqa: E402
 
 IMGSZ = 320
 
@@ -125,8 +126,9 @@ def test_batches_split_and_pad(work: Path, engine11: Path) -> None:
 
 
 def test_fp16_end2end_engine_gives_the_same_detections(work: Path) -> None:
-    ort = OrtBackend(str(export_onnx(str(YOLO26_WEIGHTS), out=work / "y26.onnx", imgsz=IMGSZ, dynamic=False)))
-    path = export(str(YOLO26_WEIGHTS), "engine", out=work / "y26_fp16.engine", imgsz=IMGSZ, half=True,
+    ort = OrtBackend(str(export_onnx(str(YOLO26_WEIGHTS), out=work / "y26.onnx", imgsz=IMGSZ, dynamic=False,
+                                     nms=False)))  # nms=False: the one-to-one head
+    path = export(str(YOLO26_WEIGHTS), "engine", out=work / "y26_fp16.engine", imgsz=IMGSZ, half=True, nms=False,
                   progress=False)
     backend = load_backend(path, backend="tensorrt", device="cuda")
     assert backend.info.end2end and read_engine_meta(path).precision == "fp16"
@@ -158,7 +160,7 @@ def test_int8_engine_calibrates_once(work: Path, caplog: pytest.LogCaptureFixtur
 
 
 def test_semantic_engine_matches_onnxruntime(work: Path) -> None:
-    from rtseg.backends.semantic_backend import OrtSemanticBackend
+    from rtseg.backends.ort_backend import OrtSemanticBackend
     from rtseg.exporters.semantic_onnx import export_semantic_onnx
     from rtseg.models.semantic import SemanticModel
     from rtseg.models.zoo import build_semantic, save_semantic

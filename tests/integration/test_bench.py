@@ -8,7 +8,7 @@ import cv2
 import pytest
 
 from rtseg.backends.ort_backend import default_workers
-from tests.conftest import run_cli
+from tests.support import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_workers_sweep_skips_what_a_backend_cannot_run(tmp_path) -> None:
     rows = [(c["backend"], c["workers"], c["model_only"]["workers"]) for c in data["configs"]]
     assert rows == [("auto", 1, 1), ("auto", 2, 2), ("torch", 1, 1)]
     assert [s["config"] for s in data["skipped"]] == ["torch imgsz=128 batch=1 workers=2"]
-    assert "skipped torch imgsz=128 batch=1 workers=2: --workers 2: only the ONNX Runtime" in stdout
+    assert "skipped torch imgsz=128 batch=1 workers=2: workers=2: only the ONNX Runtime" in stdout
     assert " w2 " in stdout
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from tests.conftest import DATA, NONET, count_frames, run_cli, write_video
+from tests.support import DATA, NONET, count_frames, run_cli, write_video, x264_settings
 
 
 def test_run_writes_one_output_frame_and_one_record_per_input_frame(video30: Path, tmp_path: Path) -> None:
@@ -176,7 +176,7 @@ BAD_INPUTS = {
     "cuda missing": (lambda t: ["run", str(write_video(t / "v.avi", 3)), "--device", "cuda",
                                 "--out", str(t / "o.mp4")], "CUDA"),
     "batch with tiles": (lambda t: ["run", str(write_video(t / "v.avi", 3)), "--tile", "320", "--batch", "2",
-                                    "--out", str(t / "o.mp4")], "--batch with --tile"),
+                                    "--out", str(t / "o.mp4")], "--batch 2 with --tile 320"),
 }
 
 
@@ -253,14 +253,12 @@ def test_track_ids_persist_on_real_video(tmp_path: Path) -> None:
 
 
 def test_video_preset_auto_is_ultrafast_on_the_cpu_and_can_be_chosen(tmp_path: Path, video30: Path) -> None:
-    from tests.unit.test_overlay_sinks import _x264_settings
-
     for preset, cabac in (("auto", "cabac=0"), ("superfast", "cabac=1")):
         out = tmp_path / f"{preset}.mp4"
         proc = run_cli("run", str(video30), "--max-frames", "3", "--device", "cpu", "--video-preset", preset,
                        "--out", str(out))
         assert proc.returncode == 0, proc.stderr
-        assert count_frames(out)[0] == 3 and cabac in _x264_settings(out).split()
+        assert count_frames(out)[0] == 3 and cabac in x264_settings(out).split()
     _one_line_error(run_cli("run", str(video30), "--video-preset", "quick", "--out", str(tmp_path / "q.mp4")),
                     "expected one of ultrafast")
     assert not (tmp_path / "q.mp4").exists()

@@ -14,7 +14,7 @@ import pytest
 
 from rtseg import ASSETS, DEFAULT_MODEL
 from rtseg.data.shared_sets import held_out_eval_args
-from tests.conftest import DATA, run_cli
+from tests.support import DATA, run_cli
 
 TOLERANCE = 0.005
 

@@ -21,7 +21,7 @@ from pycocotools.cocoeval import COCOeval
 
 from rtseg.data.datasets import load_dataset
 from rtseg.models.zoo import build_semantic, save_semantic
-from tests.conftest import DATA, YOLO11_WEIGHTS, YOLO26_WEIGHTS, run_cli
+from tests.support import DATA, YOLO11_WEIGHTS, YOLO26_WEIGHTS, run_cli
 
 NAMES = ("background", "red", "green")
 

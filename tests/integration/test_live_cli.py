@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.conftest import count_frames, read_tty, spawn_cli_tty
+from tests.support import count_frames, read_tty, spawn_cli_tty
 
 
 def _wait_for_lines(path: Path, n: int, proc, timeout: float = 90) -> None:  # noqa: ANN001

@@ -11,10 +11,10 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
-from rtseg.backends.registry import load_backend
 from rtseg.models.yolo_seg import YoloSegModel
 from rtseg.models.zoo import build_semantic, save_semantic
-from tests.conftest import YOLO11_WEIGHTS, count_frames, run_cli
+from rtseg.pipeline.loading import load_runtime
+from tests.support import YOLO11_WEIGHTS, count_frames, run_cli
 
 SIZE_WH = (640, 480)
 
@@ -64,7 +64,7 @@ def test_combined_run_draws_both_layers_and_records_both(road_model, zidane_clip
 
     # where the instance model puts its masks, computed independently of the CLI
     source = _frame(zidane_clip)
-    ref = YoloSegModel(load_backend(YOLO11_WEIGHTS), conf=0.1)([source.astype(np.uint8)])[0]
+    ref = YoloSegModel(load_runtime(YOLO11_WEIGHTS), conf=0.1)([source.astype(np.uint8)])[0]
     assert len(ref) > 0
     inside = np.zeros((480, 640), bool)
     for i in range(len(ref)):

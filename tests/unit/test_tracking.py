@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from rtseg.backends.base import ModelInfo
 from rtseg.errors import ConfigError
 from rtseg.models.yolo_seg import YoloSegModel
 from rtseg.overlay.annotator import Annotator
@@ -14,23 +12,7 @@ from rtseg.pipeline.core import Pipeline
 from rtseg.sinks.base import NullSink
 from rtseg.tracking import Tracker
 from rtseg.types import FrameResult, InstanceMasks
-
-
-class BlobBackend:
-    """An end-to-end head that 'detects' every bright square in the input: a detector with a known answer."""
-
-    info = ModelInfo(names=("blob",), imgsz=(320, 320), end2end=True, dynamic=True)
-    device = torch.device("cpu")
-
-    def infer(self, batch):  # noqa: ANN001, ANN201
-        b, _, h, w = batch.shape
-        preds = torch.zeros((b, 300, 6 + 1))
-        for i in range(b):
-            bright = np.asarray(batch[i].mean(0) > 0.9)  # NumPy, or a tensor on the device frame path
-            ys, xs = np.nonzero(bright)
-            if len(xs):
-                preds[i, 0] = torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1, 0.9, 0, 1.0])
-        return preds, torch.ones((b, 1, h // 4, w // 4))
+from tests.fakes import BlobBackend
 
 
 class MovingSquare:
@@ -96,7 +78,7 @@ def test_unknown_tracker() -> None:
 def test_track_stays_continuous_across_tile_seams() -> None:
     """A square moving through the overlap of two tiles is merged into one detection and keeps one id."""
     from rtseg.models.tiling import TiledYoloSeg
-    from tests.unit.test_tiling import SquaresBackend
+    from tests.fakes import SquaresBackend
 
     class Crossing(MovingSquare):
         def read(self):  # noqa: ANN201

@@ -4,14 +4,7 @@ import numpy as np
 import pytest
 
 from rtseg.types import FrameResult, InstanceMasks, StageTimings
-
-
-def make_result(n: int = 3, hw: tuple[int, int] = (40, 60)) -> FrameResult:
-    crops = tuple(np.ones((4 + i, 5 + i), bool) for i in range(n))
-    origins = np.array([[i * 10, i * 5] for i in range(n)], np.int32)
-    boxes = np.array([[x, y, x + 5 + i, y + 4 + i] for i, (x, y) in enumerate(origins)], np.float32).reshape(-1, 4)
-    return FrameResult(7, hw, boxes, np.linspace(0.9, 0.3, n, dtype=np.float32), np.arange(n, dtype=np.int32),
-                       InstanceMasks(crops, origins))
+from tests.fakes import make_result
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

@@ -6,6 +6,7 @@ from rtseg.backends.base import ModelInfo
 from rtseg.backends.registry import FORMATS, check_device, format_for, load_backend
 from rtseg.errors import ConfigError, ModelError
 from rtseg.exporters.onnx import export
+from rtseg.pipeline.loading import load_runtime
 
 
 @pytest.mark.parametrize(("name", "fmt"), [("a.pt", "torch"), ("b.YAML", "torch"), ("c.onnx", "onnx"),
@@ -23,8 +24,12 @@ def test_unknown_formats(name, message) -> None:
 def test_backend_must_fit_the_file() -> None:
     with pytest.raises(ConfigError, match="cannot run m.onnx"):
         load_backend("m.onnx", backend="torch")
+    with pytest.raises(ConfigError, match="cannot run m.pt .*export it first: rtseg export m.pt --format onnx"):
+        load_backend("m.pt", backend="onnxruntime")  # the table alone: a .pt file is PyTorch's
     with pytest.raises(ModelError, match="not found"):
-        load_backend("missing/m.pt", backend="onnxruntime")
+        load_runtime("missing/m.pt", backend="onnxruntime")  # the CPU policy exports it first
+    with pytest.raises(ModelError, match="not found"):
+        load_backend("missing/m.onnx")
     with pytest.raises(ConfigError, match="expected one of"):
         load_backend("m.pt", backend="tensorflow")
 
@@ -48,22 +53,24 @@ def test_model_info_json_round_trip() -> None:
 def test_yaml_config_builds_an_untrained_model() -> None:
     backend = load_backend("yolo11n-seg.yaml")
     assert len(backend.info.names) == 80 and backend.info.imgsz == (640, 640) and not backend.info.end2end
-    assert load_backend("yolo26n-seg.yaml").info.end2end
+    assert not load_backend("yolo26n-seg.yaml").info.end2end  # as Ultralytics' predict(): NMS unless nms=False
+    assert load_backend("yolo26n-seg.yaml", nms=False).info.end2end
 
 
 def test_auto_backend_runs_pt_weights_on_onnxruntime_from_a_cache(tmp_path, monkeypatch) -> None:
     from rtseg.backends.ort_backend import OrtBackend
     from rtseg.backends.torch_backend import TorchBackend
-    from tests.conftest import YOLO11_WEIGHTS
+    from tests.support import YOLO11_WEIGHTS
 
     monkeypatch.setenv("RTSEG_CACHE", str(tmp_path))
-    first = load_backend(YOLO11_WEIGHTS)
+    first = load_runtime(YOLO11_WEIGHTS)
     (cached,) = (tmp_path / "onnx").glob("yolo11n-seg-coco128-*.onnx")
     stamp = cached.stat().st_mtime_ns
-    second = load_backend(YOLO11_WEIGHTS)
+    second = load_runtime(YOLO11_WEIGHTS)
     assert isinstance(first, OrtBackend) and isinstance(second, OrtBackend)
     assert cached.stat().st_mtime_ns == stamp and first.info == second.info  # reused, not exported again
-    assert isinstance(load_backend(YOLO11_WEIGHTS, backend="torch"), TorchBackend)
+    assert isinstance(load_runtime(YOLO11_WEIGHTS, backend="torch"), TorchBackend)
+    assert isinstance(load_backend(YOLO11_WEIGHTS, device="cpu"), TorchBackend)  # the table alone: PyTorch
     assert first.info.names == load_backend(YOLO11_WEIGHTS, backend="torch").info.names
 
 
@@ -72,7 +79,7 @@ def test_device_auto_picks_cuda_only_when_there_is_one(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert check_device("auto", half=False) == "cpu"
-    with pytest.raises(ConfigError, match="--half needs a CUDA device"):
+    with pytest.raises(ConfigError, match="^half=True needs a CUDA device"):
         check_device("auto", half=True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert check_device("AUTO", half=True) == "cuda"
@@ -85,13 +92,13 @@ def test_onnxruntime_workers_run_calls_at_once_with_the_same_outputs(tmp_path, m
     import torch
 
     from rtseg.backends.ort_backend import default_workers
-    from tests.conftest import YOLO11_WEIGHTS
+    from tests.support import YOLO11_WEIGHTS
 
     monkeypatch.setenv("RTSEG_CACHE", str(tmp_path))
-    one = load_backend(YOLO11_WEIGHTS, backend="onnxruntime", workers=1)
-    three = load_backend(YOLO11_WEIGHTS, backend="onnxruntime", workers=3)
+    one = load_runtime(YOLO11_WEIGHTS, backend="onnxruntime", workers=1)
+    three = load_runtime(YOLO11_WEIGHTS, backend="onnxruntime", workers=3)
     assert (one.workers, three.workers) == (1, 3)
-    assert load_backend(YOLO11_WEIGHTS, backend="onnxruntime").workers == default_workers("cpu")
+    assert load_runtime(YOLO11_WEIGHTS, backend="onnxruntime").workers == default_workers("cpu")
     rng = np.random.default_rng(0)
     inputs = [rng.random((1, 3, 64, 96), dtype=np.float32) for _ in range(6)]
     expected = [one.infer(x) for x in inputs]
@@ -108,7 +115,7 @@ def test_onnxruntime_workers_run_calls_at_once_with_the_same_outputs(tmp_path, m
 @pytest.mark.parametrize(("backend", "workers", "message"), [
     ("torch", 2, "only the ONNX Runtime backend"), ("auto", 0, "expected 1 or more")])
 def test_workers_are_checked(backend, workers, message) -> None:
-    from tests.conftest import YOLO11_WEIGHTS
+    from tests.support import YOLO11_WEIGHTS
 
     with pytest.raises(ConfigError, match=message):
         load_backend(YOLO11_WEIGHTS, backend=backend, workers=workers)
@@ -121,7 +128,7 @@ def test_torch_channels_last_gives_the_same_outputs() -> None:
     import torch
 
     from rtseg.backends.torch_backend import TorchBackend
-    from tests.conftest import YOLO11_WEIGHTS
+    from tests.support import YOLO11_WEIGHTS
 
     plain, nhwc = TorchBackend(str(YOLO11_WEIGHTS)), TorchBackend(str(YOLO11_WEIGHTS), channels_last=True)
     assert not plain._channels_last and nhwc._channels_last

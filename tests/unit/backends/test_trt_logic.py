@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from rtseg.backends.registry import BACKEND_NAMES, FORMATS, format_for, load_backend, model_task
+from rtseg.backends.base import SemanticInfo
+from rtseg.backends.registry import BACKEND_NAMES, FORMATS, format_for, load_backend
 from rtseg.backends.trt_meta import (
     EngineMeta,
     check_compatible,
@@ -30,7 +31,7 @@ from rtseg.backends.trt_meta import (
     write_engine,
 )
 from rtseg.errors import BackendUnavailable, ConfigError, ModelError
-from rtseg.models.semantic import SemanticInfo
+from rtseg.models.task import model_task
 
 ENGINE = b"\x00fake-serialized-engine\xff" * 10
 
@@ -88,8 +89,8 @@ def test_profile_shapes_static_and_dynamic() -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (((3, 640, 640), 0, False, 8), "--batch 0"),
-    (((3, 640, 640), 4, True, 2), "--max-batch 2"),
+    (((3, 640, 640), 0, False, 8), "^batch=0"),
+    (((3, 640, 640), 4, True, 2), "^max_batch=2: must be at least batch=4"),
     (((3, 640), 1, False, 8), "input shape"),
     (((3, 0, 640), 1, False, 8), "input shape"),
 ])
@@ -233,7 +234,9 @@ def test_near_misses_only_warn(caplog, trt, gpu, warning) -> None:
 
 def test_registry_knows_engines(tmp_path) -> None:
     fmt = format_for("models/M.ENGINE")
-    assert fmt is FORMATS["engine"] and fmt.backend == "rtseg.backends.trt_backend:TensorRTBackend"
+    assert fmt is FORMATS["engine"] and fmt.backends == {
+        "segment": "rtseg.backends.trt_backend:TensorRTBackend",
+        "semantic": "rtseg.backends.trt_backend:TensorRTSemanticBackend"}
     assert fmt.requires == ("tensorrt", "tensorrt") and fmt.exporter == "rtseg.exporters.engine:export_engine"
     assert BACKEND_NAMES["tensorrt"] == BACKEND_NAMES["trt"] == BACKEND_NAMES["engine"] == "engine"
     with pytest.raises(ConfigError, match="cannot run m.pt.*export it first: rtseg export m.pt --format engine"):
@@ -267,13 +270,13 @@ def test_tensorrt_backend_errors_without_tensorrt_or_cuda(tmp_path, monkeypatch)
     assert "\n" not in str(err.value)
     with pytest.raises(BackendUnavailable, match="TensorRT is needed"):
         TensorRTSemanticBackend(str(sem), device="cuda")
-    with pytest.raises(ModelError, match="holds a semantic-segmentation engine; pass it as --semantic"):
+    with pytest.raises(ModelError, match="holds a semantic-segmentation engine; pass it as semantic="):
         TensorRTBackend(str(sem))
     with pytest.raises(ModelError, match="holds an instance-segmentation engine"):
         TensorRTSemanticBackend(str(seg))
     with pytest.raises(ModelError, match="not found"):
         TensorRTBackend(str(tmp_path / "none.engine"))
-    with pytest.raises(ConfigError, match="use --device cuda"):
+    with pytest.raises(ConfigError, match="use device='cuda'"):
         _cuda_device("cpu")
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     with pytest.raises(BackendUnavailable, match="no CUDA GPU"):
@@ -311,13 +314,13 @@ def test_export_engine_option_errors(tmp_path) -> None:
 
     (tmp_path / "empty").mkdir()
     cases = [
-        ({"int8": True}, "--int8 needs --calib"),
-        ({"calib": tmp_path}, "only used with --int8"),
+        ({"int8": True}, "^int8=True needs calib="),
+        ({"calib": tmp_path}, "^calib is only used with int8=True"),
         ({"int8": True, "calib": tmp_path / "nope"}, "not a folder"),
         ({"int8": True, "calib": tmp_path / "empty"}, "no images"),
-        ({"batch": 0}, "--batch 0"),
-        ({"batch": 4, "dynamic": True, "max_batch": 2}, "--max-batch 2"),
-        ({"workspace_gb": 0}, "--workspace"),
+        ({"batch": 0}, "^batch=0"),
+        ({"batch": 4, "dynamic": True, "max_batch": 2}, "^max_batch=2"),
+        ({"workspace_gb": 0}, "^workspace_gb=0"),
         ({"out": tmp_path / "m.onnx"}, ".engine suffix"),
         ({"out": tmp_path / "no" / "m.engine"}, "does not exist"),
     ]
@@ -536,7 +539,8 @@ def fake_trt(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     ee.trt_logger.cache_clear()
     monkeypatch.setattr(tb, "_cuda_device", lambda device: torch.device("cpu"))
-    monkeypatch.setattr(ee, "gpu_identity", lambda index=None: ("NVIDIA H100 80GB HBM3", "9.0"))
+    for module in (tb, ee):  # the runner's and the builder's (both rtseg.backends.trt_runtime.gpu_identity)
+        monkeypatch.setattr(module, "gpu_identity", lambda index=None: ("NVIDIA H100 80GB HBM3", "9.0"))
     monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: types.SimpleNamespace(
         cuda_stream=0, synchronize=lambda: None))
@@ -571,7 +575,7 @@ def test_backend_batches_through_the_tensorrt_api(tmp_path, fake_trt, batch, sta
     (context,) = fake_trt.engine.contexts
     assert context.calls == calls
     assert context.shapes_set == ([] if static else sorted(set(calls), key=calls.index))  # static: never reshaped
-    with pytest.raises(ConfigError, match="--imgsz 64"):
+    with pytest.raises(ConfigError, match="imgsz=64"):
         backend.infer(np.zeros((1, 3, 32, 32), np.float32))
 
 
@@ -688,7 +692,7 @@ def fake_builder(fake_trt, monkeypatch):
 
 def test_build_yolo_engine_fp16_dynamic(tmp_path, fake_builder, monkeypatch) -> None:
     from rtseg.exporters.engine import export_engine
-    from tests.conftest import YOLO11_WEIGHTS
+    from tests.support import YOLO11_WEIGHTS
 
     monkeypatch.chdir(tmp_path)
     path = export_engine(str(YOLO11_WEIGHTS), imgsz=64, half=True, batch=2, dynamic=True, max_batch=4,

@@ -16,7 +16,7 @@ from rtseg.data.aerial import (
     split_aerial,
     tile_of,
 )
-from tests.conftest import DATA
+from tests.support import DATA
 
 ROOT = DATA / "aerial" / "dubai_landcover_hitl"
 pytestmark = pytest.mark.data

@@ -8,8 +8,7 @@ import pytest
 from rtseg.errors import ConfigError
 from rtseg.models.classmap import RemappedSemantic, load_class_file
 from rtseg.overlay.annotator import Annotator
-from tests.unit.test_tiling import ColourBackend
-from tests.unit.test_types import make_result
+from tests.fakes import ColourBackend, make_result
 
 AERIAL = """
 names: [building, land, road, vegetation, water, unlabeled]

@@ -18,11 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rtseg.backends.semantic_backend import OrtSemanticBackend, TorchSemanticBackend, load_semantic_backend
+from rtseg.backends.base import SemanticInfo
+from rtseg.backends.ort_backend import OrtSemanticBackend
+from rtseg.backends.registry import load_semantic_backend
+from rtseg.backends.torch_backend import TorchSemanticBackend
 from rtseg.errors import ConfigError, ModelError
 from rtseg.exporters.semantic_onnx import export_semantic_onnx
 from rtseg.models import semantic as semantic_mod
-from rtseg.models.semantic import SemanticInfo, SemanticModel
+from rtseg.models.semantic import SemanticModel
 from rtseg.models.zoo import (
     ARCHS,
     LogitsNet,

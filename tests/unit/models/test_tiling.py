@@ -4,33 +4,13 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import torch
 
-from rtseg.backends.base import ModelInfo
-from rtseg.models.semantic import SemanticInfo, SemanticModel
+from rtseg.models.semantic import SemanticModel
 from rtseg.models.tiling import TiledSemantic, TiledYoloSeg, plan_tiles
 from rtseg.models.yolo_seg import YoloSegModel
+from tests.fakes import ColourBackend, SquaresBackend
 
 SIZE_HW = (2160, 3840)
-
-
-class SquaresBackend:
-    """End-to-end head that 'detects' each bright connected region of its input: a detector whose answer is
-    known, including the partial objects a tile edge cuts."""
-
-    info = ModelInfo(names=("square",), imgsz=(640, 640), end2end=True, dynamic=True)
-    device = torch.device("cpu")
-
-    def infer(self, batch):  # noqa: ANN001, ANN201
-        b, _, h, w = batch.shape
-        preds = torch.zeros((b, 300, 7))
-        for i in range(b):
-            bright = (batch[i].mean(0) > 0.9).astype(np.uint8)
-            n, _, stats, _ = cv2.connectedComponentsWithStats(bright)
-            for k in range(1, min(n, 301)):
-                x, y, bw, bh = stats[k, :4]
-                preds[i, k - 1] = torch.tensor([x, y, x + bw, y + bh, 0.9, 0, 1.0])
-        return preds, torch.ones((b, 1, h // 4, w // 4))
 
 
 def frame_with_squares(squares: list[tuple[int, int, int]]) -> np.ndarray:
@@ -86,19 +66,6 @@ def test_full_frame_pass_keeps_an_object_larger_than_a_tile_whole() -> None:
     result = TiledYoloSeg(YoloSegModel(SquaresBackend()), tile=640, overlap=0.2, full_frame=True)([image])[0]
     assert len(result) == 1
     np.testing.assert_allclose(result.boxes_xyxy[0], [900, 500, 2100, 1700], atol=8)
-
-
-class ColourBackend:
-    """Semantic 'model' with an exact answer: class = the red channel's band (0: dark, 1: mid, 2: bright)."""
-
-    info = SemanticInfo(names=("bg", "mid", "bright"), palette_bgr=((0, 0, 0), (0, 128, 0), (0, 0, 255)),
-                        imgsz=(640, 640), mean_rgb=(0, 0, 0), std_rgb=(1, 1, 1), arch="test")
-    device = torch.device("cpu")
-
-    def infer(self, batch):  # noqa: ANN001, ANN201
-        red = torch.from_numpy(batch[:, 0])
-        centres = torch.tensor([0.1, 0.5, 0.9])[None, :, None, None]
-        return -((red[:, None] - centres) ** 2) * 100
 
 
 def test_semantic_tiles_blend_to_the_exact_labels() -> None:

@@ -5,67 +5,14 @@ from __future__ import annotations
 import threading
 import time
 
-import numpy as np
 import pytest
-import torch
 
-from rtseg.backends.base import ModelInfo
 from rtseg.errors import SinkError
 from rtseg.models.yolo_seg import YoloSegModel
 from rtseg.overlay.annotator import Annotator
 from rtseg.pipeline.core import Pipeline
 from rtseg.sinks.base import NullSink
-
-
-class StubBackend:
-    """An end-to-end head that always finds one class-1 object at input pixels (8, 8)-(40, 40)."""
-
-    info = ModelInfo(names=("a", "b"), imgsz=(64, 64), end2end=True, dynamic=True)
-    device = torch.device("cpu")
-
-    def __init__(self, delay_s: float = 0.0) -> None:
-        self.delay_s = delay_s
-
-    def infer(self, batch):  # noqa: ANN001, ANN201
-        time.sleep(self.delay_s)
-        b, _, h, w = batch.shape
-        preds = torch.zeros((b, 300, 6 + 2))
-        preds[:, 0] = torch.tensor([8.0, 8.0, 40.0, 40.0, 0.9, 1.0, 1.0, 1.0])
-        return preds, torch.ones((b, 2, h // 4, w // 4))
-
-
-class ListSource:
-    def __init__(self, n: int, live: bool = False, delay_s: float = 0.0) -> None:
-        self.name, self.live, self.fps, self.frame_count = "list", live, 10.0, n
-        self._left, self.delay_s, self.closed = n, delay_s, False
-
-    def read(self):  # noqa: ANN201
-        if self._left <= 0 or self.closed:
-            return None
-        time.sleep(self.delay_s)
-        self._left -= 1
-        return np.full((64, 64, 3), self._left % 255, np.uint8)
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class RecordingSink:
-    needs_image = True
-
-    def __init__(self, delay_s: float = 0.0, fail_at: int | None = None) -> None:
-        self.indices, self.images, self.closed = [], [], False
-        self.delay_s, self.fail_at = delay_s, fail_at
-
-    def write(self, frame, annotated, result) -> None:  # noqa: ANN001
-        if self.fail_at is not None and len(self.indices) == self.fail_at:
-            raise SinkError("disk full")
-        time.sleep(self.delay_s)
-        self.indices.append(result.frame_index)
-        self.images.append(annotated)
-
-    def close(self) -> None:
-        self.closed = True
+from tests.fakes import FakeCapture, ListSource, RecordingSink, StubBackend, StubSemantic
 
 
 def model() -> YoloSegModel:
@@ -159,20 +106,6 @@ def test_window_without_display_is_a_clear_error(monkeypatch) -> None:
         WindowSink()
 
 
-class StubSemantic:
-    """Labels every pixel with the frame's first byte modulo 3, after a short delay."""
-
-    names = ("background", "a", "b")
-
-    def __init__(self, delay_s: float = 0.01) -> None:
-        self.delay_s = delay_s
-        self.backend = type("B", (), {"device": torch.device("cpu")})()
-
-    def __call__(self, images):  # noqa: ANN001, ANN204
-        time.sleep(self.delay_s)
-        return [np.full(im.shape[:2], int(im[0, 0, 0]) % 3, np.uint8) for im in images]
-
-
 @pytest.mark.parametrize("overlap", [True, False])
 def test_combined_mode_joins_semantic_labels_to_the_right_frame(overlap) -> None:
     seen = []
@@ -222,7 +155,6 @@ def test_batches_keep_frame_order_and_results() -> None:
 
 def test_stop_interrupts_a_stream_waiting_to_reconnect() -> None:
     from rtseg.sources.video import VideoSource
-    from tests.unit.test_sources import FakeCapture
 
     captures = iter([FakeCapture(3)] + [FakeCapture(0, opened=False)] * 5)
     source = VideoSource("rtsp://cam", lambda: next(captures), live=True, reconnect=True, backoff_s=30.0,

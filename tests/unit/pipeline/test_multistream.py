@@ -13,26 +13,7 @@ from rtseg.models.yolo_seg import YoloSegModel
 from rtseg.overlay.annotator import Annotator
 from rtseg.pipeline.core import Pipeline, Stream
 from rtseg.tracking import Tracker
-from tests.unit.test_pipeline import ListSource, StubBackend, StubSemantic
-from tests.unit.test_tracking import BlobBackend
-
-
-class SizedSource:
-    """``n`` frames of one size; frame ``i`` is filled with ``value + i`` (so each stream is recognisable)."""
-
-    def __init__(self, n: int, hw: tuple[int, int] = (64, 64), value: int = 0, name: str = "s") -> None:
-        self.name, self.live, self.fps, self.frame_count = name, False, 10.0, n
-        self.hw, self.value, self._i, self.closed = hw, value, 0, False
-
-    def read(self):  # noqa: ANN201
-        if self._i >= self.frame_count or self.closed:
-            return None
-        image = np.full((*self.hw, 3), (self.value + self._i) % 256, np.uint8)
-        self._i += 1
-        return image
-
-    def close(self) -> None:
-        self.closed = True
+from tests.fakes import BlobBackend, ListSource, SizedSource, StubBackend, StubSemantic
 
 
 class Collect:

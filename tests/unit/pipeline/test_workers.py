@@ -14,8 +14,7 @@ from rtseg.overlay.annotator import Annotator
 from rtseg.pipeline.core import Pipeline, Stream
 from rtseg.pipeline.flow import InOrder
 from rtseg.sinks.base import NullSink
-from tests.unit.test_multistream import SizedSource
-from tests.unit.test_pipeline import ListSource, RecordingSink, StubBackend, StubSemantic
+from tests.fakes import StubBackend
 
 
 class ConcurrentBackend(StubBackend):
@@ -87,10 +86,10 @@ def test_in_order_bounds_how_far_ahead_a_producer_runs_and_halts() -> None:
 
 
 @pytest.mark.parametrize("batch", [1, 3])
-def test_two_workers_overlap_calls_and_keep_frame_order(batch) -> None:
+def test_two_workers_overlap_calls_and_keep_frame_order(batch, list_source, recording_sink) -> None:
     backend = ConcurrentBackend(workers=2)
-    sink, seen = RecordingSink(), []
-    pipeline = Pipeline(ListSource(30), YoloSegModel(backend), [sink], annotator=Annotator(("a", "b")), batch=batch,
+    sink, seen = recording_sink(), []
+    pipeline = Pipeline(list_source(30), YoloSegModel(backend), [sink], annotator=Annotator(("a", "b")), batch=batch,
                         on_frame=lambda f, r: seen.append(r))
     assert pipeline.workers == 2
     pipeline.run()
@@ -100,35 +99,36 @@ def test_two_workers_overlap_calls_and_keep_frame_order(batch) -> None:
     assert [_value(r) for r in seen] == [29 - i for i in range(30)]
 
 
-def test_workers_keep_each_streams_results_home_and_the_semantic_join() -> None:
+def test_workers_keep_each_streams_results_home_and_the_semantic_join(recording_sink, sized_source,
+                                                                      stub_semantic) -> None:
     backend = ConcurrentBackend(workers=3, seed=2)
-    sinks = [RecordingSink(), RecordingSink()]
+    sinks = [recording_sink(), recording_sink()]
     values: dict[int, list[int]] = {0: [], 1: []}
-    streams = [Stream(SizedSource(15, value=10 * (s + 1)), [sinks[s]]) for s in range(2)]
-    Pipeline.multi(streams, YoloSegModel(backend), batch=1, semantic=StubSemantic(0.002),
+    streams = [Stream(sized_source(15, value=10 * (s + 1)), [sinks[s]]) for s in range(2)]
+    Pipeline.multi(streams, YoloSegModel(backend), batch=1, semantic=stub_semantic(0.002),
                    on_frame=lambda f, r: values[f.stream].append(_value(r))).run()
     for s in range(2):
         assert sinks[s].indices == list(range(15))
         assert values[s] == [10 * (s + 1) + i for i in range(15)]
 
 
-def test_an_error_in_one_worker_stops_the_run() -> None:
+def test_an_error_in_one_worker_stops_the_run(list_source, recording_sink) -> None:
     class Failing(ConcurrentBackend):
         def infer(self, batch):  # noqa: ANN001, ANN201
             if float(batch[0].mean()) * 255 < 20.5:  # ListSource frame 9 of 30 has value 20
                 raise RuntimeError("worker broke")
             return super().infer(batch)
 
-    sink = RecordingSink()
+    sink = recording_sink()
     with pytest.raises(RuntimeError, match="worker broke"):
-        Pipeline(ListSource(30), YoloSegModel(Failing(workers=2)), [sink]).run()
+        Pipeline(list_source(30), YoloSegModel(Failing(workers=2)), [sink]).run()
     assert sink.closed and sink.indices == list(range(len(sink.indices))) and len(sink.indices) <= 9
 
 
-def test_torch_runs_on_one_thread_during_a_run_unless_a_model_computes_with_torch_on_the_cpu() -> None:
+def test_torch_runs_on_one_thread_during_a_run_unless_a_model_computes_with_torch_on_the_cpu(list_source) -> None:
     before = torch.get_num_threads()
     seen = []
-    Pipeline(ListSource(3), YoloSegModel(ConcurrentBackend(workers=1)), [NullSink()],
+    Pipeline(list_source(3), YoloSegModel(ConcurrentBackend(workers=1)), [NullSink()],
              on_frame=lambda f, r: seen.append(torch.get_num_threads())).run()
     assert seen == [1, 1, 1] and torch.get_num_threads() == before
 
@@ -138,14 +138,14 @@ def test_torch_runs_on_one_thread_during_a_run_unless_a_model_computes_with_torc
     torch.set_num_threads(2)
     try:
         seen.clear()
-        Pipeline(ListSource(3), YoloSegModel(TorchOnCpu(workers=1)), [NullSink()],
+        Pipeline(list_source(3), YoloSegModel(TorchOnCpu(workers=1)), [NullSink()],
                  on_frame=lambda f, r: seen.append(torch.get_num_threads())).run()
         assert seen == [2, 2, 2]
     finally:
         torch.set_num_threads(before)
 
 
-def test_steady_fps_counts_once_the_pipeline_has_filled() -> None:
+def test_steady_fps_counts_once_the_pipeline_has_filled(list_source) -> None:
     from rtseg.pipeline.streams import RunSummary
 
     # 40 frames: the first 10 (a quarter) left in a burst at 1.0 s, then one every 0.1 s
@@ -153,7 +153,7 @@ def test_steady_fps_counts_once_the_pipeline_has_filled() -> None:
     summary = RunSummary("s", frames=40, elapsed_s=4.0, out_s=out)
     assert summary.first_out_s == 1.0 and summary.steady_fps == pytest.approx(10.0)
     assert RunSummary("s", frames=1, elapsed_s=2.0, out_s=[1.0]).steady_fps == 0.5  # too short: the whole run
-    run = Pipeline(ListSource(8), YoloSegModel(ConcurrentBackend(workers=2)), [NullSink()]).run()
+    run = Pipeline(list_source(8), YoloSegModel(ConcurrentBackend(workers=2)), [NullSink()]).run()
     assert run.frames == len(run.out_s) == 8 and 0 < run.out_s[0] <= run.out_s[-1] <= run.elapsed_s
     assert run.steady_fps == pytest.approx((8 - 1 - 2) / (run.out_s[-1] - run.out_s[2]))
 
@@ -165,7 +165,7 @@ def _burn(cpu_s: float) -> None:
         pass
 
 
-def test_cpu_time_per_frame_is_counted_for_the_stage_that_spent_it() -> None:
+def test_cpu_time_per_frame_is_counted_for_the_stage_that_spent_it(list_source) -> None:
     """Each frame costs 20 ms of CPU in the model, 8 ms in the sink and 5 ms in a helper thread the sink starts
     (as a codec's own threads do); the source only sleeps. The run puts each where it was spent."""
 
@@ -182,7 +182,7 @@ def test_cpu_time_per_frame_is_counted_for_the_stage_that_spent_it() -> None:
             helper.join()
 
     n = 12
-    run = Pipeline(ListSource(n, delay_s=0.002), YoloSegModel(Burning(workers=2)), [EncodingSink()]).run()
+    run = Pipeline(list_source(n, delay_s=0.002), YoloSegModel(Burning(workers=2)), [EncodingSink()]).run()
     cpu = run.cpu_ms
     assert set(cpu) == {"decode", "infer", "post", "sinks", "other", "total"}
     assert 20 <= cpu["infer"] < 24 and 8 <= cpu["sinks"] < 11 and 5 <= cpu["other"] < 9, cpu

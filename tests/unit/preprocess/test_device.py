@@ -18,8 +18,7 @@ from rtseg.preprocess.device import FrameUploader, letterbox_on_device, resize_l
 from rtseg.preprocess.letterbox import Letterboxer, to_input_batch
 from rtseg.tracking import Tracker
 from rtseg.types import FrameResult, InstanceMasks
-from tests.unit.test_pipeline import RecordingSink, StubBackend
-from tests.unit.test_tracking import BlobBackend
+from tests.fakes import BlobBackend, RecordingSink, StubBackend
 
 
 def _image(hw: tuple[int, int], seed: int = 0) -> np.ndarray:
@@ -107,10 +106,10 @@ def _run(backend, *, on_device: bool, tracker: Tracker | None = None, morph: int
 
 
 @pytest.mark.parametrize("morph", [0, 3])
-def test_pipeline_on_the_device_path_draws_the_same_frames(morph) -> None:
+def test_pipeline_on_the_device_path_draws_the_same_frames(morph, stub_backend) -> None:
     """A backend whose outputs do not depend on the pixels: both paths must give identical annotated frames."""
-    cpu_images, cpu_results = _run(StubBackend(), on_device=False, morph=morph)
-    dev_images, dev_results = _run(StubBackend(), on_device=True, morph=morph)
+    cpu_images, cpu_results = _run(stub_backend(), on_device=False, morph=morph)
+    dev_images, dev_results = _run(stub_backend(), on_device=True, morph=morph)
     assert len(dev_images) == 6
     for a, b in zip(cpu_images, dev_images):
         np.testing.assert_array_equal(a, b)
@@ -143,8 +142,8 @@ def test_models_choose_the_device_path_from_the_backend_device() -> None:
 def test_real_model_gives_the_same_results_on_the_device_path() -> None:
     """The device path feeds the model the CPU path's exact input, so every detection and mask is the same."""
     from rtseg.backends.registry import load_backend
-    from tests.conftest import DATA, YOLO11_WEIGHTS
     from tests.parity import parity_images
+    from tests.support import DATA, YOLO11_WEIGHTS
 
     backend = load_backend(YOLO11_WEIGHTS, backend="torch", device="cpu")
     cpu = YoloSegModel(backend, imgsz=320, conf=0.05)

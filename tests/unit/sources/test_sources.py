@@ -9,7 +9,8 @@ import pytest
 from rtseg.errors import SourceError
 from rtseg.sources import open_source
 from rtseg.sources.video import VideoSource
-from tests.conftest import write_video
+from tests.fakes import FakeCapture
+from tests.support import write_video
 
 
 @pytest.mark.parametrize(("spec", "message"), [
@@ -48,28 +49,6 @@ def test_images_in_name_order_skipping_unreadable(tmp_path) -> None:
         values.append(int(f[0, 0, 0]))
     assert values == [10, 20, 30]
     assert open_source(str(tmp_path / "*.png")).frame_count == 1
-
-
-class FakeCapture:
-    """A capture that yields ``frames`` frames, then fails reads; ``opens`` counts how often it was opened."""
-
-    def __init__(self, frames: int, opened: bool = True) -> None:
-        self.frames, self.opened = frames, opened
-
-    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
-        return self.opened
-
-    def read(self):  # noqa: ANN201
-        if self.frames <= 0:
-            return False, None
-        self.frames -= 1
-        return True, np.zeros((4, 4, 3), np.uint8)
-
-    def get(self, prop: int) -> float:
-        return 25.0 if prop == cv2.CAP_PROP_FPS else 0.0
-
-    def release(self) -> None:
-        pass
 
 
 def test_stream_reconnects_with_backoff_then_gives_up(caplog) -> None:

@@ -45,7 +45,7 @@ def test_weighted_sum() -> None:
 
 @pytest.mark.parametrize("spec", ["ce+", "2x*dice", "iou"])
 def test_bad_loss_spec_is_config_error(spec: str) -> None:
-    with pytest.raises(ConfigError, match="--loss"):
+    with pytest.raises(ConfigError, match="^loss"):
         parse_loss(spec)
 
 

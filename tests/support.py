@@ -1,0 +1,130 @@
+"""Helpers the tests share that are not fakes: paths, generated videos, the CLI in a subprocess or on a terminal,
+loopback ports. A helper module, not a test module: tests import from here (fixtures live in conftest.py, fake
+stages, sources and sinks in fakes.py)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("RTSEG_DATA", ROOT.parent / "shared" / "data"))
+NONET = Path(__file__).parent / "nonet"
+YOLO11_WEIGHTS = ROOT / "tests" / "assets" / "yolo11n-seg-coco128.pt"
+YOLO26_WEIGHTS = ROOT / "tests" / "assets" / "yolo26n-seg-coco128.pt"
+
+
+def write_video(path: Path, frames: int = 30, size_wh: tuple[int, int] = (320, 240), fps: float = 15.0,
+                seed: int = 0) -> Path:
+    """A synthetic clip: moving filled shapes on a textured background (MJPEG in AVI, or mp4v)."""
+    rng = np.random.default_rng(seed)
+    w, h = size_wh
+    fourcc = "MJPG" if path.suffix == ".avi" else "mp4v"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size_wh)
+    assert writer.isOpened()
+    background = rng.integers(60, 120, (h, w, 3), dtype=np.uint8)
+    for i in range(frames):
+        image = background.copy()
+        cv2.circle(image, (20 + i * 5 % (w - 40), h // 2), 25, (40, 200, 60), -1)
+        cv2.rectangle(image, (w - 80, 20 + i * 3 % (h - 80)), (w - 20, 80 + i * 3 % (h - 80)), (200, 60, 40), -1)
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def count_frames(path: Path) -> tuple[int, tuple[int, int]]:
+    """Decode a video with OpenCV: (frame count, (height, width))."""
+    cap = cv2.VideoCapture(str(path))
+    n, hw = 0, (0, 0)
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        n, hw = n + 1, frame.shape[:2]
+    cap.release()
+    return n, hw
+
+
+def x264_settings(path: Path) -> str:
+    """x264 writes its settings into the stream (an SEI message): "... options: cabac=1 ref=1 ..."."""
+    data = path.read_bytes()
+    start = data.index(b"options: ")
+    return data[start : data.index(b"\x00", start)].decode("ascii", "replace")
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the real ``rtseg`` CLI in a subprocess with the network blocked."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(NONET), os.environ.get("PYTHONPATH")])))
+    return subprocess.run([sys.executable, "-m", "rtseg.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=timeout)
+
+
+def coco_frames(n: int = 12) -> list[Path]:
+    """Real frames for parity tests: coco128-seg training images (those the test weights were trained on)."""
+    return sorted((DATA / "coco128-seg" / "images" / "train2017").glob("*.jpg"))[:n]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, server: subprocess.Popen, timeout: float = 20) -> None:
+    """Wait until ``server`` listens on ``port`` (read from /proc: a probing connection would be its one
+    client, and FFmpeg's TCP listener serves exactly one)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    local, state = line.split()[1], line.split()[3]
+                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                        return
+        time.sleep(0.05)
+    raise RuntimeError(f"the FFmpeg stream server did not start listening on port {port}")
+
+
+def spawn_cli_tty(*args: str, cwd: Path | None = None) -> tuple[subprocess.Popen, int]:
+    """Start the real ``rtseg`` CLI with its stderr on a pseudo-terminal, so the progress bar draws exactly as
+    in a user's terminal. Returns the process and the terminal's reading end (see :func:`read_tty`)."""
+    import pty
+
+    master, slave = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(NONET), os.environ.get("PYTHONPATH")])))
+    proc = subprocess.Popen([sys.executable, "-m", "rtseg.cli", *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=slave, cwd=cwd, env=env)
+    os.close(slave)
+    return proc, master
+
+
+def read_tty(master: int, proc: subprocess.Popen, timeout: float = 120) -> str:
+    """Everything the process wrote to its terminal until it exited (or ``timeout``), as text."""
+    import select
+    import time
+
+    chunks, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the other end closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    return b"".join(chunks).decode(errors="replace")
