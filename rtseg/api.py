@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from rtseg.backends.registry import check_device
 from rtseg.backends.weights import trust_weights as set_trust
 from rtseg.backends.weights import weights_trusted
+from rtseg.config import check_options
 from rtseg.errors import ConfigError, SourceError
 from rtseg.overlay.annotator import Annotator
 from rtseg.pipeline.assemble import Drawing, Outputs, build_streams, check_outputs, default_outputs, written_paths
@@ -33,11 +34,6 @@ from rtseg.types import Frame, FrameResult
 __all__ = ["Segmenter", "export", "load_model", "run"]
 
 ImageInput = NDArray[np.uint8] | str | Path | Sequence[NDArray[np.uint8] | str | Path]
-
-
-def _check_range(name: str, value: float | None, low: float, high: float) -> None:
-    if value is not None and not (low <= value <= high):  # also refuses NaN
-        raise ConfigError(f"{name}={value}: expected a number in [{low:g}, {high:g}]")
 
 
 class Segmenter:
@@ -117,8 +113,7 @@ class Segmenter:
             0 (240, 320, 3) FrameResult
             1 (240, 320, 3) FrameResult
         """
-        if max_frames is not None and max_frames < 1:
-            raise ConfigError(f"max_frames={max_frames}: expected 1 or more")
+        check_options(max_frames=max_frames, batch=batch)
         opened = source if hasattr(source, "read") else open_source(str(source))
         pipeline = Pipeline.multi([Stream(opened, ())], self.instance, semantic=self.semantic,  # type: ignore[arg-type]
                                   max_frames=max_frames, batch=batch, stop=stop)
@@ -203,13 +198,11 @@ def load_model(model: str | Path | Any | None = None, *, semantic: str | Path | 
         >>> seg.names[0], seg.instance.conf
         ('person', 0.3)
     """
-    _check_range("conf", conf, 0.0, 1.0)
-    _check_range("iou", iou, 0.0, 1.0)
-    _check_range("overlap", overlap, 0.0, 0.9)
+    check_options(imgsz=imgsz, semantic_imgsz=semantic_imgsz, conf=conf, iou=iou, tile=tile, overlap=overlap,
+                  pad=pad, morph_open=morph_open, morph_close=morph_close, min_area=min_area, workers=workers,
+                  classes=classes)
     if classes is not None and not isinstance(classes, str):
         classes = ",".join(str(c) for c in classes)
-    if classes is not None and not classes.strip(" ,"):
-        raise ConfigError(f"classes={classes!r}: name at least one class id or name")
     opts = RunOptions(semantic=str(semantic or ""), imgsz=imgsz, semantic_imgsz=semantic_imgsz, conf=conf, iou=iou,
                       classes=classes, device=device, backend=backend, half=half, quality=quality, pad=pad,
                       morph_open=morph_open, morph_close=morph_close, min_area=min_area, tile=tile,
@@ -262,7 +255,8 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
         video_preset: x264 preset of ``out``; ``auto``: ``ultrafast`` with the model on the CPU, else ``superfast``.
         hud: draw frame index and FPS; default: only in a window, never burned into written files.
         stop: set it to end the run after the current frame (outputs are finalized).
-        on_start: called once, before the first frame, with the total frame count (None when unknown: live).
+        on_start: called once, once the sources are open and the model loaded but before any output opens,
+            with the total frame count (None when unknown: live).
         on_frame: called after each frame reached every output.
         model_options: :func:`load_model` keywords (``conf``, ``imgsz``, ``semantic``, ``tile``, ...) when
             ``model`` is not a Segmenter.
@@ -270,6 +264,12 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
     Returns:
         The run's :class:`~rtseg.pipeline.streams.RunSummary`: frames, FPS, per-stage latency, whether it was
         interrupted, and ``outputs`` (the paths written).
+
+    Raises:
+        SinkError: before any source opens or model loads, when an output cannot be written, is an input
+            (a source, the weights, the class file; links resolved), would be read by a source (an image in a
+            source folder, a file a source glob matches), or shares its path with another output; during the
+            run, when a write fails (a full disk), after the other outputs are finalized.
 
     Example:
         >>> import rtseg
@@ -284,10 +284,8 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
         from rtseg.sinks.video import check_preset
 
         check_preset(video_preset)
-    if trails < 0:
-        raise ConfigError(f"trails={trails}: expected 0 or more")
-    if max_frames is not None and max_frames < 1:
-        raise ConfigError(f"max_frames={max_frames}: expected 1 or more")
+    check_options(trails=trails, max_frames=max_frames, batch=batch, alpha=alpha, semantic_alpha=semantic_alpha,
+                  image_fps=image_fps, **model_options)  # before any source opens or model loads
     if isinstance(model, Segmenter) and model_options:
         raise ConfigError(f"{', '.join(model_options)}: pass model options to load_model, not with a Segmenter")
     if model_options.get("tile") and (batch or 1) > 1:
@@ -295,7 +293,9 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
                           "batch; use batch=1")
     outputs = default_outputs(specs, Outputs(out=_path(out), jsonl=_path(jsonl), save_frames=_path(save_frames),
                                              save_labels=_path(save_labels), show=show))
-    check_outputs(outputs)  # before the model loads
+    model_files = [m for m in (model, model_options.get("semantic"), model_options.get("class_file"))
+                   if isinstance(m, (str, Path)) and m]
+    check_outputs(specs, outputs, inputs=model_files)  # before any source opens or model loads
     opened: list[Source] = []
     try:
         opened += [open_source(s, image_fps=image_fps) for s in specs]  # every source checked up front
@@ -305,6 +305,9 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
             raise ConfigError("save_labels needs a semantic model (semantic=..., or a semantic model=...)")
         if track and model.instance is None:
             raise ConfigError("track needs an instance-segmentation model")
+        if on_start is not None:  # before any output opens: until here, stopping leaves nothing behind
+            totals = [min(filter(None, (src.frame_count, max_frames)), default=None) for src in opened]
+            on_start(None if None in totals else sum(totals))  # type: ignore[arg-type]
         preset = video_preset
         if preset == "auto":
             from rtseg.sinks.video import auto_preset
@@ -319,9 +322,6 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
         for src in opened:
             src.close()
         raise
-    if on_start is not None:
-        totals = [min(filter(None, (src.frame_count, max_frames)), default=None) for src in opened]
-        on_start(None if None in totals else sum(totals))  # type: ignore[arg-type]
     pipeline = Pipeline.multi(streams, model.instance, max_frames=max_frames, stop=stop, semantic=model.semantic,
                               batch=batch, on_frame=on_frame)
     summary = pipeline.run()  # closes every sink and source
@@ -351,4 +351,10 @@ def export(weights: str | Path, format: str = "onnx", **options: Any) -> Path:  
     """
     from rtseg.exporters.onnx import export as export_to
 
+    check_options(**options)  # imgsz, batch, max_batch, workspace_gb: before the model loads
+    if options.get("out"):  # before the model loads: writable, and not the weights or calibration images
+        from rtseg.sinks.base import OutputPath, check_output_paths
+
+        calib = [options["calib"]] if options.get("calib") else []
+        check_output_paths([OutputPath("out", Path(options["out"]), what="export")], inputs=[weights, *calib])
     return export_to(str(weights), format, **options)

@@ -32,6 +32,10 @@ from tests.support import (  # noqa: F401
 os.environ.setdefault("RTSEG_CACHE", tempfile.mkdtemp(prefix="rtseg-test-cache-"))
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fuzz-all", action="store_true", help="tests/fuzz: run the larger set of generated bad inputs")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import torch
 

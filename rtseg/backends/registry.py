@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rtseg.backends.base import Backend, SemanticBackend
+from rtseg.config import check_option
 from rtseg.errors import BackendUnavailable, ConfigError, ModelError
 
 LOGGER = logging.getLogger(__name__)
@@ -100,9 +101,9 @@ def backend_format(backend: str) -> str | None:
 
 
 def check_workers(workers: int | None) -> None:
-    """``workers`` is None (the backend's default) or a count of 1 or more, else a :class:`ConfigError`."""
-    if workers is not None and workers < 1:
-        raise ConfigError(f"workers={workers}: expected 1 or more")
+    """``workers`` is None (the backend's default) or a count in ``LIMITS["workers"]`` (1 to twice the cores,
+    at most 16), else a :class:`ConfigError`."""
+    check_option("workers", workers)
 
 
 def check_device(device: str, *, half: bool) -> str:

@@ -120,8 +120,8 @@ def load_weights(path: str | Path) -> Any:  # noqa: ANN401 - whatever the checkp
     with _own_safe_globals() as register:
         named = _globals_named(source)  # with no other registration hiding a name from the scan
         if named is None:
-            raise ModelError(f"cannot load {source}: not a PyTorch checkpoint (neither a torch.save archive nor "
-                             "a pickle)")
+            raise ModelError(_cut_short(source) or f"cannot load {source}: not a PyTorch checkpoint (neither a "
+                             "torch.save archive nor a pickle)")
         refused = sorted({n for n in named if n not in allow})
         if refused:
             more = f" and {len(refused) - 1} more" if len(refused) > 1 else ""
@@ -197,7 +197,23 @@ def _torch_load(torch: Any, source: str, *, weights_only: bool) -> Any:  # noqa:
         except Exception as exc:  # noqa: BLE001 - torch.load raises many types on a damaged file
             reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}" if str(exc).strip() \
                 else type(exc).__name__
-        raise ModelError(f"cannot load {source}: not a PyTorch checkpoint ({reason})")
+        raise ModelError(_cut_short(source) or f"cannot load {source}: not a PyTorch checkpoint ({reason})")
+
+
+def _cut_short(source: str) -> str | None:
+    """The message for a ``torch.save`` archive whose end is missing (a copy or download cut short), or None.
+
+    Such a file starts as a zip archive but has no central directory, which a zip keeps at its end.
+    """
+    try:
+        with open(source, "rb") as f:
+            starts_as_zip = f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return None
+    if not starts_as_zip or zipfile.is_zipfile(source):
+        return None
+    return (f"cannot load {source}: the file is truncated (a torch.save archive whose end is missing); copy or "
+            "download it again")
 
 
 class _NewOnly:

@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rtseg.bench.report import format_table, plot
+from rtseg.config import check_options
 from rtseg.errors import ConfigError, SourceError
 from rtseg.types import STAGES
 
@@ -111,8 +112,8 @@ def parse_synthetic(text: str) -> tuple[int, int]:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise ConfigError(f"synthetic={text!r}: expected WIDTHxHEIGHT, e.g. 1920x1080") from None
-    if w < 32 or h < 32:
-        raise ConfigError(f"synthetic={text!r}: expected at least 32x32")
+    check_options(synthetic=w)
+    check_options(synthetic=h)
     return w, h
 
 
@@ -317,12 +318,15 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
     from rtseg.sinks.video import auto_preset, check_preset
     from rtseg.sources import open_source
 
+    check_options(frames=frames, warmup=warmup, repeats=repeats, live_fps=live_fps)
+    for name, values in (("imgsz", imgszs), ("batch", batches), ("workers", workers)):  # each swept value
+        if not values:
+            raise ConfigError(f"{name} needs at least one value to sweep")
+        for value in values:
+            check_options(**{name: value})
     device = check_device(device, half=half)  # "auto" -> cuda / cpu, once, for every configuration
     if (source is None) == (synthetic is None):
         raise ConfigError("give exactly one of source=VIDEO or synthetic=WxH")
-    if frames < 1 or warmup < 0 or repeats < 1:
-        raise ConfigError(f"frames={frames}, repeats={repeats}, warmup={warmup}: expected frames and repeats >= 1, "
-                          "warmup >= 0")
     if synthetic is not None:
         size_wh = parse_synthetic(synthetic)
 

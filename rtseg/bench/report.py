@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rtseg.sinks.atomic import written
+
 PARTS = ("decode", "preprocess", "infer", "semantic", "postprocess", "overlay", "encode", "queue_wait")
 
 
@@ -101,6 +103,7 @@ def plot(report: dict, path: Path) -> Path:
     ax2.set_title("throughput")
     ax2.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with written(path, what="plot") as temp:  # renamed once complete; a full disk is one SinkError line
+        fig.savefig(temp, dpi=100)
     plt.close(fig)
     return path

@@ -1,7 +1,8 @@
 """The ``rtseg`` command line: a thin typer layer over the library's front door (:mod:`rtseg.api`).
 
-Every :class:`~rtseg.errors.RtsegError` becomes one line on stderr and exit code 2; Ctrl-C and SIGTERM
-end a run cleanly (outputs finalized) with exit code 130.
+Every :class:`~rtseg.errors.RtsegError` becomes one line on stderr and exit code 2, an exception from a
+dependency one line and exit code 3 (:mod:`rtseg.cli.edge`, around each command); Ctrl-C and SIGTERM end a
+run cleanly (outputs finalized) with exit code 130.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from typing import Annotated, Optional
 import typer
 
 from rtseg.cli import run as run_commands
-from rtseg.cli.common import TRUST_WEIGHTS_HELP, apply_trust
+from rtseg.cli.common import TRUST_WEIGHTS_HELP, apply_trust, check_report_paths
 from rtseg.cli.common import fail as _fail
 from rtseg.cli.common import setup_logging as _setup_logging
-from rtseg.config import DEFAULT_MODEL, __version__
+from rtseg.cli.edge import guard, leave, route_native_stderr, sigterm_as_ctrl_c
+from rtseg.cli.options import RtsegGroup, ranged, use_rtseg_commands
+from rtseg.config import DEFAULT_MODEL, __version__, check_options
 from rtseg.errors import ConfigError, RtsegError
 
 app = typer.Typer(
@@ -28,12 +31,14 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    cls=RtsegGroup,  # usage errors in one line, flags shown as flags
 )
 LOGGER = logging.getLogger("rtseg")
 run_commands.register(app)  # run, demo
 
 
 @app.command("export")
+@guard("exporting")
 def export_cmd(
     weights: Annotated[str, typer.Argument(help="YOLO-seg weights (.pt) or a semantic model.", show_default=False)],
     format: Annotated[str, typer.Option("--format", "-f", help="Target format: onnx, or engine (TensorRT; "
@@ -41,8 +46,8 @@ def export_cmd(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file. Default: beside the "
                                                  "weights (onnx), engines/<model>_<imgsz>_<precision>_<batch>"
                                                  ".engine (engine).")] = None,
-    imgsz: Annotated[Optional[int], typer.Option(help="Input size. Default: the size the weights were "
-                                                  "trained at.")] = None,
+    imgsz: Annotated[Optional[int], typer.Option(help=ranged("imgsz", "Input size. Default: the size the "
+                                                  "weights were trained at."))] = None,
     dynamic: Annotated[Optional[bool], typer.Option("--dynamic/--static", help="onnx: dynamic input accepts "
                                                      "any frame shape (default). engine: a dynamic batch "
                                                      "1..--max-batch (default: static).",
@@ -51,9 +56,10 @@ def export_cmd(
     int8: Annotated[bool, typer.Option(help="engine: INT8 precision, calibrated on --calib images.")] = False,
     calib: Annotated[Optional[Path], typer.Option(help="engine: folder of representative images for INT8 "
                                                   "calibration (a cache is kept beside the engine).")] = None,
-    batch: Annotated[int, typer.Option(min=1, help="engine: batch size of a static engine.")] = 1,
-    max_batch: Annotated[int, typer.Option(min=1, help="engine: largest batch of a dynamic engine.")] = 8,
-    workspace: Annotated[float, typer.Option(help="engine: builder workspace, GiB.")] = 4.0,
+    batch: Annotated[int, typer.Option(help=ranged("batch", "engine: batch size of a static engine."))] = 1,
+    max_batch: Annotated[int, typer.Option(help=ranged("max_batch", "engine: largest batch of a dynamic "
+                                                       "engine."))] = 8,
+    workspace: Annotated[float, typer.Option(help=ranged("workspace_gb", "engine: builder workspace, GiB."))] = 4.0,
     nms: Annotated[Optional[bool], typer.Option("--nms/--no-nms", help="YOLO26: export the one-to-many head for "
                                                 "NMS (default, as Ultralytics), or --no-nms: the one-to-one "
                                                 "NMS-free head.", show_default=False)] = None,
@@ -70,6 +76,8 @@ def export_cmd(
     """
     _setup_logging(False)
     apply_trust(trust)
+    # the library's checks (rtseg.export makes them again), before it and PyTorch load
+    check_options(imgsz=imgsz, batch=batch, max_batch=max_batch, workspace_gb=workspace)
     from rtseg.api import export
 
     if format == "engine":
@@ -88,14 +96,21 @@ def export_cmd(
     typer.echo(str(target))
 
 
-def _csv(text: str, cast, what: str) -> list:  # noqa: ANN001
+def _csv(text: str, cast, name: str, what: str = "values") -> list:  # noqa: ANN001
+    """A swept comma list of option ``name`` (``--imgsz 320,640``), each item checked as that option alone."""
     try:
-        return [cast(v.strip()) for v in text.split(",") if v.strip()]
+        values = [cast(v.strip()) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ConfigError(f"{what} {text!r}: expected a comma-separated list") from None
+        raise ConfigError(f"{name}={text!r}: expected a comma-separated list of {what}") from None
+    if not values:
+        raise ConfigError(f"{name}={text!r}: expected at least one of {what}")
+    for value in values:
+        check_options(**{name: value})  # imgsz=0 -> --imgsz 0: expected 32..4096
+    return values
 
 
 @app.command()
+@guard("benchmarking")
 def bench(
     model: Annotated[str, typer.Option("--model", "-m", help="Instance model (.pt, .yaml, .onnx). Default: "
                                        "rtseg's bundled nano model.")] = "",
@@ -104,12 +119,15 @@ def bench(
     source: Annotated[Optional[str], typer.Option(help="Video file to benchmark on.")] = None,
     synthetic: Annotated[Optional[str], typer.Option(help="Generated frames of this size instead, e.g. "
                                                       "1920x1080 (no decode cost).")] = None,
-    frames: Annotated[int, typer.Option(min=1, help="Frames per timed run.")] = 100,
+    frames: Annotated[int, typer.Option(help=ranged("frames", "Frames per timed run."))] = 100,
     backend: Annotated[str, typer.Option(help="Comma list: auto, torch, onnxruntime.")] = "auto",
-    imgsz: Annotated[str, typer.Option(help="Comma list of inference sizes; 'model' = the model's own.")] = "model",
-    batch: Annotated[str, typer.Option(help="Comma list of batch sizes (frames per inference call).")] = "1",
-    workers: Annotated[str, typer.Option(help="Comma list of inference calls in flight (ONNX Runtime sessions "
-                                         "sharing the cores); 'auto' = the backend's default.")] = "auto",
+    imgsz: Annotated[str, typer.Option(help=ranged("imgsz", "Comma list of inference sizes; 'model' = the "
+                                       "model's own."))] = "model",
+    batch: Annotated[str, typer.Option(help=ranged("batch", "Comma list of batch sizes (frames per inference "
+                                       "call)."))] = "1",
+    workers: Annotated[str, typer.Option(help=ranged("workers", "Comma list of inference calls in flight (ONNX "
+                                         "Runtime sessions sharing the cores); 'auto' = the backend's "
+                                         "default."))] = "auto",
     frame_path: Annotated[str, typer.Option(help="Comma list: where frames are letterboxed and masks drawn; "
                                             "auto (the model's device on CUDA), cpu, device.")] = "auto",
     video_preset: Annotated[str, typer.Option(help="Comma list of x264 presets for the encoded video, e.g. "
@@ -117,16 +135,16 @@ def bench(
                                               "superfast on a GPU (as rtseg run).")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     half: Annotated[bool, typer.Option("--half", help="FP16 inference (CUDA only).")] = False,
-    warmup: Annotated[int, typer.Option(min=0, help="Frames run before timing.")] = 10,
-    repeats: Annotated[int, typer.Option(min=1, help="Timed runs per configuration; the median is "
-                                         "reported.")] = 3,
+    warmup: Annotated[int, typer.Option(help=ranged("warmup", "Frames run before timing."))] = 10,
+    repeats: Annotated[int, typer.Option(help=ranged("repeats", "Timed runs per configuration; the median is "
+                                         "reported."))] = 3,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report (with machine "
                                                      "and library versions) here.")] = None,
     plot_out: Annotated[Optional[Path], typer.Option("--plot", help="Write per-stage stacked bars and FPS "
                                                      "per configuration as a PNG.")] = None,
-    live: Annotated[Optional[float], typer.Option("--live", help="Also play the source in real time at this "
-                                                  "FPS, like a camera, and report frame-in to frame-out "
-                                                  "latency and dropped frames.")] = None,
+    live: Annotated[Optional[float], typer.Option("--live", help=ranged("live_fps", "Also play the source in "
+                                                  "real time at this FPS, like a camera, and report frame-in "
+                                                  "to frame-out latency and dropped frames."))] = None,
     vs: Annotated[Optional[str], typer.Option("--vs", help="'ultralytics': also time Ultralytics predict on "
                                               "the same weights, source, imgsz and device, saving on and "
                                               "off.")] = None,
@@ -143,37 +161,46 @@ def bench(
     apply_trust(trust)
     import json
 
-    from rtseg.bench.core import format_table, plot, run_bench
-    from rtseg.sinks import check_writable
+    from rtseg.bench.core import format_table, parse_synthetic, plot, run_bench
 
     try:
+        # every option checked before any work, each comma list item as its own flag
+        check_options(frames=frames, warmup=warmup, repeats=repeats, live_fps=live)
+        sizes = _csv(imgsz, lambda v: None if v == "model" else int(v), "imgsz", "sizes or 'model'")
+        batches = _csv(batch, int, "batch", "whole numbers")
+        worker_counts = _csv(workers, lambda v: None if v == "auto" else int(v), "workers", "counts or 'auto'")
+        backends, frame_paths = _csv(backend, str, "backend", "backends"), _csv(frame_path, str, "frame_path")
+        presets = _csv(video_preset, str, "video_preset", "presets")
+        if synthetic is not None:
+            parse_synthetic(synthetic)
         if vs not in (None, "ultralytics"):
             raise ConfigError(f"--vs {vs!r}: only 'ultralytics' is supported")
-        for path, what in ((json_out, "JSON"), (plot_out, "plot")):
-            if path is not None:
-                check_writable(path, what=what)
+        # before any work: writable, and neither an input nor one path
+        check_report_paths(json_out, plot_out, inputs=[model or str(DEFAULT_MODEL), semantic, source or ""])
         if source is not None and synthetic is None:
             from rtseg.sources import open_source
 
             open_source(source).close()  # a bad source fails here, before any model loads
-        sizes = _csv(imgsz, lambda v: None if v == "model" else int(v), "--imgsz")
-        worker_counts = _csv(workers, lambda v: None if v == "auto" else int(v), "--workers")
         report = run_bench(model=model or str(DEFAULT_MODEL), semantic=semantic, source=source,
-                           synthetic=synthetic, frames=frames, backends=_csv(backend, str, "--backend"),
-                           imgszs=sizes, batches=_csv(batch, int, "--batch"), workers=worker_counts,
-                           frame_paths=_csv(frame_path, str, "--frame-path"),
-                           presets=_csv(video_preset, str, "--video-preset"), device=device, half=half, warmup=warmup,
+                           synthetic=synthetic, frames=frames, backends=backends, imgszs=sizes, batches=batches,
+                           workers=worker_counts, frame_paths=frame_paths, presets=presets, device=device,
+                           half=half, warmup=warmup,
                            repeats=repeats, vs_ultralytics=vs == "ultralytics", live_fps=live,
                            progress=lambda msg: typer.echo(f"rtseg bench: {msg}", err=True))
-    except ValueError as exc:
-        raise _fail(f"--imgsz {imgsz!r}: {exc}") from None
+    except ValueError as exc:  # batch=16: expected at most 8 (an engine's largest batch), from the pipeline
+        raise _fail(str(exc)) from None
     except RtsegError as exc:
         raise _fail(str(exc)) from None
     typer.echo(format_table(report))
-    if json_out is not None:
-        json_out.write_text(json.dumps(report, indent=2) + "\n")
-    if plot_out is not None:
-        plot(report, plot_out)
+    from rtseg.sinks.atomic import write_bytes
+
+    try:  # each written whole or not at all; a full disk is one line
+        if json_out is not None:
+            write_bytes(json_out, json.dumps(report, indent=2) + "\n", what="JSON")
+        if plot_out is not None:
+            plot(report, plot_out)
+    except RtsegError as exc:
+        raise _fail(str(exc)) from None
 
 
 @app.command()
@@ -189,6 +216,7 @@ def version() -> None:
 from rtseg.cli.data import register  # noqa: E402
 
 register(app)  # eval, train, convert
+use_rtseg_commands(app)
 
 
 def main() -> None:
@@ -196,7 +224,13 @@ def main() -> None:
 
     from rtseg.cli.run import track_alone
 
-    app(args=track_alone(sys.argv[1:]), prog_name="rtseg")
+    route_native_stderr()  # libjpeg, FFmpeg, ... print to the log, not around rtseg's lines
+    sigterm_as_ctrl_c()
+    try:
+        app(args=track_alone(sys.argv[1:]), prog_name="rtseg")
+    except SystemExit as exc:  # typer always ends this way
+        leave(exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1)  # after a stop: now
+        raise
 
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 import typer
 
 from rtseg.backends.weights import trust_weights
+from rtseg.errors import ConfigError
 
 
 def setup_logging(verbose: bool) -> None:
@@ -26,9 +29,9 @@ PARAMS = ("model semantic backend device half imgsz semantic_imgsz conf iou clas
           "save_frames save_labels track trails max_frames batch video_preset hud alpha semantic_alpha image_fps "
           "format dynamic int8 calib max_batch workspace frames warmup repeats json_out plot_out live "
           "synthetic source split labels images epochs minutes crop scale flips loss lr encoder workspace_gb "
-          "frame_path open_px close_px").split()
+          "frame_path open_px close_px val_every colour live_fps").split()
 FLAGS = {"quality": "--semantic-quality", "json_out": "--json", "plot_out": "--plot", "workspace_gb": "--workspace",
-         "open_px": "--morph-open", "close_px": "--morph-close"}
+         "open_px": "--morph-open", "close_px": "--morph-close", "live_fps": "--live"}
 OFF_FLAGS = {"dynamic": "--static"}  # name=False on the command line; default --no-name
 _NAMES = "|".join(sorted(PARAMS, key=len, reverse=True))
 _SWITCHED = re.compile(r"(?:^|(?<=[\s(]))(" + _NAMES + r")=(True|False)\b")  # half=True -> --half
@@ -66,3 +69,35 @@ def apply_trust(trust: bool) -> None:
     """``--trust-weights``: from here on this process unpickles ``.pt`` files fully (see rtseg.backends.weights)."""
     if trust:
         trust_weights(True)
+
+
+def check_plot_format(param: str, path: Path) -> None:
+    """A figure path whose suffix matplotlib cannot write fails now, not after the work (none: PNG)."""
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if suffix not in formats:
+            raise ConfigError(f"{param}={path}: not a figure format; use .png, .pdf, .svg or another of "
+                              f"{', '.join(sorted(formats))}")
+
+
+def data_inputs(data: Path) -> list[Path]:
+    """Files of a data set (``--data``) that no output may replace: the data file itself, or a data folder's
+    class list and data.yaml."""
+    if data.is_dir():
+        return [data / name for name in ("classes.txt", "classes.json", "data.yaml")]
+    return [data]
+
+
+def check_report_paths(json_out: Path | None, plot_out: Path | None, *, inputs: Sequence[str | Path] = ()) -> None:
+    """``--json`` / ``--plot`` of ``eval`` and ``bench``, before any work: writable, a figure format, neither an
+    input nor one path."""
+    from rtseg.sinks.base import OutputPath, check_output_paths
+
+    outputs = [OutputPath("json_out", json_out, what="JSON")] if json_out is not None else []
+    if plot_out is not None:
+        check_plot_format("plot_out", plot_out)
+        outputs.append(OutputPath("plot_out", plot_out, what="plot"))
+    check_output_paths(outputs, inputs=inputs)

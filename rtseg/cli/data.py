@@ -14,7 +14,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from rtseg.cli.common import TRUST_WEIGHTS_HELP, apply_trust, fail, setup_logging
+from rtseg.cli.common import (
+    TRUST_WEIGHTS_HELP,
+    apply_trust,
+    check_plot_format,
+    check_report_paths,
+    data_inputs,
+    fail,
+    setup_logging,
+)
+from rtseg.cli.edge import guard
+from rtseg.cli.options import ranged
+from rtseg.config import check_options
 from rtseg.errors import ConfigError, RtsegError
 
 DATA_HELP = ("Labelled data: a YOLO-seg data.yaml (or its folder), a COCO instances .json, or a mask-PNG folder "
@@ -38,10 +49,11 @@ def eval_cmd(
     labels: Annotated[str, typer.Option(help=LABELS_HELP)] = "semantic",
     images: Annotated[Optional[Path], typer.Option(help="Image folder of a COCO .json (default: beside it).")
                       ] = None,
-    imgsz: Annotated[Optional[int], typer.Option(help="Inference size. Default: the model's own.")] = None,
-    conf: Annotated[float, typer.Option(help="Instance models: minimum score kept (COCO evaluation "
-                                        "wants all detections, hence 0.001).")] = 0.001,
-    iou: Annotated[float, typer.Option(help="Instance models: NMS IoU.")] = 0.7,
+    imgsz: Annotated[Optional[int], typer.Option(help=ranged("imgsz", "Inference size. Default: the model's "
+                                                  "own."))] = None,
+    conf: Annotated[float, typer.Option(help=ranged("conf", "Instance models: minimum score kept (COCO "
+                                        "evaluation wants all detections, hence 0.001)."))] = 0.001,
+    iou: Annotated[float, typer.Option(help=ranged("iou", "Instance models: NMS IoU."))] = 0.7,
     backend: Annotated[str, typer.Option(help="auto, torch, onnxruntime.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every metric here.")] = None,
@@ -58,6 +70,7 @@ def eval_cmd(
     """
     setup_logging(False)
     apply_trust(trust)
+    check_options(imgsz=imgsz, conf=conf, iou=iou)  # load_models checks them again; here before any import
     from rtseg.data.datasets import load_dataset
     from rtseg.evaluate.core import (
         evaluate_instance_model,
@@ -68,12 +81,9 @@ def eval_cmd(
     )
     from rtseg.models.task import model_task
     from rtseg.pipeline.loading import RunOptions, load_models
-    from rtseg.sinks import check_writable
 
-    try:
-        for path, what in ((json_out, "JSON"), (plot_out, "plot")):
-            if path is not None:
-                check_writable(path, what=what)
+    try:  # before any work: writable, and neither the model, the data set nor one path
+        check_report_paths(json_out, plot_out, inputs=[model, *data_inputs(data), *([images] if images else [])])
         dataset = load_dataset(data, split, images, labels)
         semantic = model_task(model) == "semantic"
         opts = RunOptions(model=model, imgsz=imgsz, conf=conf, iou=iou, backend=backend, device=device)
@@ -92,16 +102,17 @@ def eval_cmd(
                    err=True)
     typer.echo(f"{report.task} evaluation of {model} on {data} ({report.images} images)")
     typer.echo(format_table(report))
-    if json_out is not None:
-        write_json(report, json_out)
-    if plot_out is not None:
-        plot_confusion(report, plot_out)
+    try:  # each written whole or not at all; a full disk is one line
+        if json_out is not None:
+            write_json(report, json_out)
+        if plot_out is not None:
+            plot_confusion(report, plot_out)
+    except RtsegError as exc:
+        raise fail(str(exc)) from None
 
 
 def _pairs(dataset):  # noqa: ANN001, ANN202 - (BGR image, label map) of every image, in memory
-    import cv2
-
-    return [(cv2.imread(str(p)), dataset.semantic(i)) for i, p in enumerate(dataset.images)]
+    return [(dataset.image(i), dataset.semantic(i)) for i in range(len(dataset))]
 
 
 def train(
@@ -117,21 +128,24 @@ def train(
     labels: Annotated[str, typer.Option(help=LABELS_HELP)] = "semantic",
     val_split: Annotated[str, typer.Option(help="Validation split; without one, every --val-every-th "
                                            "training image is held out.")] = "val",
-    val_every: Annotated[int, typer.Option(min=2, help="Hold out every N-th image when there is no "
-                                           "validation split.")] = 7,
-    epochs: Annotated[int, typer.Option(min=1)] = 30,
-    minutes: Annotated[Optional[float], typer.Option(help="Stop after this long (the learning-rate "
-                                                     "schedule follows).")] = None,
-    imgsz: Annotated[int, typer.Option(help="Inference size the model is validated (and later run) at.")] = 512,
-    crop: Annotated[int, typer.Option(help="Semantic: training crop side.")] = 256,
+    val_every: Annotated[int, typer.Option(help=ranged("val_every", "Hold out every N-th image when there is "
+                                           "no validation split."))] = 7,
+    epochs: Annotated[int, typer.Option(help=ranged("epochs", "Passes over the training images."))] = 30,
+    minutes: Annotated[Optional[float], typer.Option(help=ranged("minutes", "Stop after this long (the "
+                                                     "learning-rate schedule follows). Default: no time "
+                                                     "limit."))] = None,
+    imgsz: Annotated[int, typer.Option(help=ranged("imgsz", "Inference size the model is validated (and later "
+                                       "run) at."))] = 512,
+    crop: Annotated[int, typer.Option(help=ranged("crop", "Semantic: training crop side."))] = 256,
     scale: Annotated[str, typer.Option(help="Semantic: crop scale range, output px per input px.")] = "0.5,1.0",
-    batch: Annotated[int, typer.Option(min=1)] = 8,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-3,
+    batch: Annotated[int, typer.Option(help=ranged("batch", "Images per training step."))] = 8,
+    lr: Annotated[float, typer.Option(help=ranged("lr", "AdamW learning rate."))] = 2e-3,
     loss: Annotated[str, typer.Option(help="Semantic loss: ce, bce, dice, focal, tversky, focal_tversky, "
                                       "or a weighted sum like ce+0.5*dice.")] = "ce+dice",
     flips: Annotated[str, typer.Option(help="Semantic: h (left-right), hv, or hvr (also 90-degree turns: "
                                        "overhead imagery).")] = "h",
-    colour: Annotated[float, typer.Option(help="Semantic: colour jitter amplitude (0 = off).")] = 0.2,
+    colour: Annotated[float, typer.Option(help=ranged("colour", "Semantic: colour jitter amplitude (0 = "
+                                          "off)."))] = 0.2,
     device: Annotated[str, typer.Option(help="Instance training device: cpu, 0 (CUDA).")] = "cpu",
     half: Annotated[bool, typer.Option(help="Semantic: store float16 weights (half the file).")] = False,
     plot_out: Annotated[Optional[Path], typer.Option("--plot", help="Loss and validation mIoU per epoch "
@@ -149,7 +163,9 @@ def train(
     """
     setup_logging(False)
     apply_trust(trust)
-    from rtseg.data.datasets import load_dataset
+    check_options(val_every=val_every, epochs=epochs, minutes=minutes, imgsz=imgsz, crop=crop, batch=batch, lr=lr,
+                  colour=colour)  # before hours of work: the library's ranges (rtseg.config.LIMITS)
+    from rtseg.data.datasets import SplitNotFound, load_dataset
 
     try:
         try:  # before hours of training, not after
@@ -157,6 +173,7 @@ def train(
         except OSError as exc:
             raise ConfigError(f"--out {out}: cannot create its folder ({exc.strerror})") from None
         instance = _is_instance_model(model)
+        _check_train_outputs(out, None if instance else plot_out or out.with_suffix(".png"), model, data)
         if instance:
             _train_instance(data, out, model, labels, val_split, val_every, epochs, minutes, imgsz, batch, lr,
                             device)
@@ -173,7 +190,7 @@ def train(
         try:
             val_set = load_dataset(data, val_split, None, labels)
             same = [p.resolve() for p in val_set.images] == [p.resolve() for p in dataset.images]
-        except ConfigError:
+        except SplitNotFound:
             val_set, same = None, True
         if same:
             dataset, val_set = dataset.split_every(val_every)
@@ -187,10 +204,25 @@ def train(
                                 imgsz=imgsz, half=half, progress=sys.stderr.isatty(), init=init)
     except RtsegError as exc:
         raise fail(str(exc)) from None
-    plot_history(result.history, plot_out or out.with_suffix(".png"))
+    try:
+        plot_history(result.history, plot_out or out.with_suffix(".png"))
+    except RtsegError as exc:
+        raise fail(str(exc)) from None
     m = result.metrics
     typer.echo(json.dumps({"checkpoint": str(out), "best_epoch": result.best_epoch, "val_mIoU": m["mIoU"],
                            "val_pixel_accuracy": m["pixel_accuracy"], "history": result.history}))
+
+
+def _check_train_outputs(out: Path, plot: Path | None, model: str, data: Path) -> None:
+    """Before any training: the checkpoint and its plot can be written, and neither replaces the start weights
+    or a file of the data set, nor each other."""
+    from rtseg.sinks.base import OutputPath, check_output_paths
+
+    outputs = [OutputPath("out", out, what="checkpoint")]
+    if plot is not None:
+        check_plot_format("plot_out", plot)
+        outputs.append(OutputPath("plot_out", plot, what="plot"))
+    check_output_paths(outputs, inputs=[model, *data_inputs(data)])
 
 
 def _is_instance_model(model: str) -> bool:
@@ -206,17 +238,23 @@ def _is_instance_model(model: str) -> bool:
 def _train_instance(data: Path, out: Path, model: str, labels: str, val_split: str, val_every: int, epochs: int,
                     minutes: float | None, imgsz: int, batch: int, lr: float, device: str) -> None:
     from rtseg.data.convert import dataset_to_yolo_seg
-    from rtseg.data.datasets import load_dataset
+    from rtseg.data.datasets import SplitNotFound, load_dataset
     from rtseg.data.shared_sets import write_data_yaml
     from rtseg.train.instance import train_instance
 
     data_yaml = data / "data.yaml" if data.is_dir() and (data / "data.yaml").is_file() else data
-    if data_yaml.suffix.lower() not in (".yaml", ".yml"):  # COCO / mask-PNG: convert to YOLO-seg first
+    if data_yaml.suffix.lower() in (".yaml", ".yml"):  # Ultralytics reads it; check its labels first
+        load_dataset(data_yaml, "train")
+        try:
+            load_dataset(data_yaml, val_split)
+        except SplitNotFound:
+            pass
+    else:  # COCO / mask-PNG: convert to YOLO-seg first
         work = Path(tempfile.mkdtemp(prefix="rtseg-yolo-"))
         train_set = load_dataset(data, "train", None, labels)
         try:
             val_set = load_dataset(data, val_split, None, labels)
-        except ConfigError:
+        except SplitNotFound:
             val_set = None
         if val_set is None or [p.resolve() for p in val_set.images] == [p.resolve() for p in train_set.images]:
             train_set, val_set = train_set.split_every(val_every)
@@ -225,8 +263,9 @@ def _train_instance(data: Path, out: Path, model: str, labels: str, val_split: s
         data_yaml = write_data_yaml(work, train_set.names, {"train": "images/train", "val": "images/val"})
         typer.echo(f"converted to YOLO-seg in {work} ({len(train_set)} training, {len(val_set)} validation "
                    "images)", err=True)
-    path = train_instance(data_yaml, out, model=model, epochs=epochs, imgsz=imgsz, batch=batch,
-                          hours=minutes / 60 if minutes else None, device=device, lr0=lr)
+    with guard("training with Ultralytics"):  # its exceptions, coloured and multi-line, become one line
+        path = train_instance(data_yaml, out, model=model, epochs=epochs, imgsz=imgsz, batch=batch,
+                              hours=minutes / 60 if minutes else None, device=device, lr0=lr)
     typer.echo(json.dumps({"checkpoint": str(path)}))
 
 
@@ -253,6 +292,12 @@ def convert(
     try:
         if to not in ("yolo-seg", "mask-png"):
             raise ConfigError(f"--to {to!r}: expected yolo-seg or mask-png")
+        from rtseg.sinks.base import OutputPath, check_output_paths
+
+        # before any file is written: not into the data set being read (same-named images would replace it)
+        names = ("images", "labels", "data.yaml") if to == "yolo-seg" else ("images", "masks", "classes.txt")
+        check_output_paths([OutputPath("out", out, names, what="data set")], inputs=data_inputs(data),
+                           trees=[data if data.is_dir() else data.parent])
         dataset = load_dataset(data, split, None, labels)
         with _bar(len(dataset), "convert") as bar:
             if to == "yolo-seg":
@@ -268,6 +313,6 @@ def convert(
 
 def register(app: typer.Typer) -> None:
     """Add ``eval``, ``train`` and ``convert`` to the ``rtseg`` command line."""
-    app.command("eval")(eval_cmd)
-    app.command()(train)
-    app.command()(convert)
+    app.command("eval")(guard("evaluating")(eval_cmd))
+    app.command()(guard("training")(train))
+    app.command()(guard("converting")(convert))

@@ -12,20 +12,32 @@ from typing import Annotated, Any, Optional
 import typer
 
 from rtseg.cli.common import TRUST_WEIGHTS_HELP, apply_trust, fail, setup_logging
-from rtseg.config import FULL_MODEL_HINT
+from rtseg.cli.edge import guard
+from rtseg.cli.options import ranged
+from rtseg.config import FULL_MODEL_HINT, check_options
 from rtseg.errors import RtsegError
 from rtseg.tracking import TRACKERS
 
 
 class StopOnSignal:
-    """First Ctrl-C / SIGTERM asks the pipeline to stop after the current frame; a second one aborts."""
+    """First Ctrl-C / SIGTERM asks the pipeline to stop after the current frame; a second one aborts.
+
+    Until :meth:`started` (sources opening, the model loading or exporting: nothing written yet) the first
+    one aborts at once, rather than after a load that can take a while.
+    """
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.writing = False
         self._previous: dict[int, object] = {}
 
+    def started(self) -> None:
+        """Outputs are about to open: from here on a stop finalizes them."""
+        self.writing = True
+
     def _handle(self, signum: int, _frame: object) -> None:
-        if self.event.is_set():
+        if self.event.is_set() or not self.writing:
+            self.event.set()
             raise KeyboardInterrupt
         self.event.set()
 
@@ -86,16 +98,25 @@ def run_and_report(sources: list[str], model: str | None, *, quiet: bool, **opti
     import rtseg
 
     progress = Progress(f"{len(sources)} sources" if len(sources) > 1 else sources[0], quiet)
+    stopper = StopOnSignal()
+
+    def on_start(total: int | None) -> None:
+        stopper.started()
+        progress.start(total)
+
     try:
-        with StopOnSignal() as stopper:
+        with stopper:
             try:
-                summary = rtseg.run(sources, model, stop=stopper.event, on_start=progress.start,
+                summary = rtseg.run(sources, model, stop=stopper.event, on_start=on_start,
                                     on_frame=progress.update, **options)
             finally:
                 progress.close()
     except RtsegError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
+        if not stopper.writing:
+            typer.echo("rtseg: stopped before the first frame; nothing was written", err=True)
+            raise typer.Exit(130) from None
         raise fail("aborted", 130) from None
     if not quiet:
         print_summary(summary)
@@ -133,35 +154,36 @@ def run(
     save_frames: Annotated[Optional[Path], typer.Option(help="Folder for annotated frames as JPEG.")] = None,
     save_labels: Annotated[Optional[Path], typer.Option(help="Folder for semantic label maps (PNG, pixel = "
                                                          "class id) and classes.json.")] = None,
-    imgsz: Annotated[Optional[int], typer.Option(help="Inference size (longer side). Default: the model's "
-                                                  "own. Larger finds smaller objects, slower.")] = None,
-    semantic_imgsz: Annotated[Optional[int], typer.Option(help="Inference size of the --semantic model. "
-                                                           "Default: its own.")] = None,
-    conf: Annotated[float, typer.Option(help="Minimum detection score.")] = 0.25,
+    imgsz: Annotated[Optional[int], typer.Option(help=ranged("imgsz", "Inference size (longer side). Default: "
+                                                  "the model's own. Larger finds smaller objects, slower."))] = None,
+    semantic_imgsz: Annotated[Optional[int], typer.Option(help=ranged("semantic_imgsz", "Inference size of the "
+                                                           "--semantic model. Default: its own."))] = None,
+    conf: Annotated[float, typer.Option(help=ranged("conf", "Minimum detection score."))] = 0.25,
     nms: Annotated[Optional[bool], typer.Option("--nms/--no-nms", help="YOLO26 head: NMS on the one-to-many "
                                                 "head (default, as Ultralytics' predict), or --no-nms: the "
                                                 "one-to-one NMS-free head.", show_default=False)] = None,
-    iou: Annotated[float, typer.Option(help="NMS IoU: overlapping same-class boxes above it are merged "
-                                        "(no effect on NMS-free YOLO26).")] = 0.7,
+    iou: Annotated[float, typer.Option(help=ranged("iou", "NMS IoU: overlapping same-class boxes above it are "
+                                        "merged (no effect on NMS-free YOLO26)."))] = 0.7,
     classes: Annotated[Optional[str], typer.Option(help="Keep only these classes: ids or names, "
-                                                    "comma-separated ('0,16' or 'person,dog').")] = None,
+                                                    "comma-separated ('0,16' or 'person,dog'). Default: all.")] = None,
     quality: Annotated[str, typer.Option("--semantic-quality", help="fast: argmax at model resolution, "
                                          "labels resized to the frame (cheap); high: logits upsampled "
                                          "bilinearly before the argmax (smooth edges, slower).")] = "fast",
-    pad: Annotated[int, typer.Option(min=0, help="Reflect-pad frames by this many pixels before the "
-                                     "semantic model, so labels do not fray at the frame edges.")] = 0,
-    morph_open: Annotated[int, typer.Option(min=0, help="Morphological opening (kernel px) of masks and "
-                                            "labels: removes specks thinner than it.")] = 0,
-    morph_close: Annotated[int, typer.Option(min=0, help="Morphological closing (kernel px): fills holes "
-                                             "and gaps narrower than it.")] = 0,
-    min_area: Annotated[int, typer.Option(min=0, help="Drop mask and label regions smaller than this many "
-                                          "pixels.")] = 0,
-    tile: Annotated[Optional[int], typer.Option(help="Sliced inference for large frames with small objects "
-                                                "(drones, 4K): cut each frame into TILE-pixel tiles run as "
-                                                "one batch; --imgsz defaults to the tile size.")] = None,
-    overlap: Annotated[float, typer.Option(min=0.0, max=0.9, help="Fraction of a tile shared with its "
+    pad: Annotated[int, typer.Option(help=ranged("pad", "Reflect-pad frames by this many pixels before the "
+                                     "semantic model, so labels do not fray at the frame edges."))] = 0,
+    morph_open: Annotated[int, typer.Option(help=ranged("morph_open", "Morphological opening (kernel px) of "
+                                            "masks and labels: removes specks thinner than it."))] = 0,
+    morph_close: Annotated[int, typer.Option(help=ranged("morph_close", "Morphological closing (kernel px): "
+                                             "fills holes and gaps narrower than it."))] = 0,
+    min_area: Annotated[int, typer.Option(help=ranged("min_area", "Drop mask and label regions smaller than "
+                                          "this many pixels."))] = 0,
+    tile: Annotated[Optional[int], typer.Option(help=ranged("tile", "Sliced inference for large frames with "
+                                                "small objects (drones, 4K): cut each frame into TILE-pixel "
+                                                "tiles run as one batch; --imgsz defaults to the tile size. Default: "
+                                                "off (whole frames)."))] = None,
+    overlap: Annotated[float, typer.Option(help=ranged("overlap", "Fraction of a tile shared with its "
                                            "neighbour; objects smaller than tile x overlap are always whole "
-                                           "in some tile.")] = 0.2,
+                                           "in some tile."))] = 0.2,
     tile_full: Annotated[bool, typer.Option("--tile-full", help="Also run the whole frame, for objects "
                                             "larger than a tile.")] = False,
     tile_merge: Annotated[str, typer.Option(help="Duplicates across tile seams: nmm merges them into their "
@@ -173,21 +195,22 @@ def run(
     track: Annotated[Optional[str], typer.Option(help="Give instances persistent ids with Ultralytics' "
                                                  "tracker: bytetrack (what --track alone means), or "
                                                  "botsort (compensates camera motion, "
-                                                 "for drones). Ids go to the JSONL and the overlay.")] = None,
-    trails: Annotated[int, typer.Option(min=0, help="With --track, draw each object's path over this many "
-                                        "frames.")] = 0,
+                                                 "for drones). Ids go to the JSONL and the overlay. Default: "
+                                                 "off.")] = None,
+    trails: Annotated[int, typer.Option(help=ranged("trails", "With --track, draw each object's path over this "
+                                        "many frames."))] = 0,
     device: Annotated[str, typer.Option(help="auto (a CUDA GPU when there is one, else the CPU), cpu, cuda, "
                                         "cuda:N or a GPU index.")] = "auto",
     backend: Annotated[str, typer.Option(help="auto (from the model file), torch, onnxruntime or tensorrt.")] = "auto",
     half: Annotated[bool, typer.Option("--half", help="FP16 inference (CUDA only).")] = False,
-    max_frames: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many frames per "
-                                                       "source.")] = None,
-    batch: Annotated[Optional[int], typer.Option(min=1, help="Frames per inference call, taken from the "
-                                                 "sources in turn. Default: the number of sources (one frame "
-                                                 "of each per call); 1 with --tile.")] = None,
-    workers: Annotated[Optional[int], typer.Option(min=1, help="Inference calls in flight at once (ONNX "
-                                                   "Runtime: one session each, sharing the cores). Default: 2 "
-                                                   "on a CPU with 2+ cores, else 1.")] = None,
+    max_frames: Annotated[Optional[int], typer.Option(help=ranged("max_frames", "Stop after this many frames "
+                                                       "per source. Default: all of them."))] = None,
+    batch: Annotated[Optional[int], typer.Option(help=ranged("batch", "Frames per inference call, taken from "
+                                                 "the sources in turn. Default: the number of sources (one "
+                                                 "frame of each per call); 1 with --tile."))] = None,
+    workers: Annotated[Optional[int], typer.Option(help=ranged("workers", "Inference calls in flight at once "
+                                                   "(ONNX Runtime: one session each, sharing the cores). "
+                                                   "Default: 2 on a CPU with 2+ cores, else 1."))] = None,
     video_preset: Annotated[str, typer.Option(help="x264 preset of the --out video: ultrafast, superfast, "
                                               "veryfast, ... medium (slower ones write smaller files). auto: "
                                               "ultrafast when the model runs on the CPU (the encoder takes CPU "
@@ -195,10 +218,10 @@ def run(
     hud: Annotated[Optional[bool], typer.Option("--hud/--no-hud", help="Draw frame index and FPS. Default: in "
                                                 "the --show window only, never burned into written files.",
                                                 show_default=False)] = None,
-    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Instance mask opacity.")] = 0.45,
-    semantic_alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Semantic colour opacity.")] = 0.35,
-    image_fps: Annotated[float, typer.Option(help="Frame rate given to image folders in the output "
-                                              "video.")] = 10.0,
+    alpha: Annotated[float, typer.Option(help=ranged("alpha", "Instance mask opacity."))] = 0.45,
+    semantic_alpha: Annotated[float, typer.Option(help=ranged("semantic_alpha", "Semantic colour opacity."))] = 0.35,
+    image_fps: Annotated[float, typer.Option(help=ranged("image_fps", "Frame rate given to image folders in "
+                                              "the output video."))] = 10.0,
     trust: Annotated[bool, typer.Option("--trust-weights", help=TRUST_WEIGHTS_HELP)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what each stage does.")] = False,
@@ -225,6 +248,9 @@ def run(
                          morph_open=morph_open, morph_close=morph_close, min_area=min_area, tile=tile,
                          overlap=overlap, tile_full=tile_full, tile_merge=tile_merge, class_file=class_file,
                          workers=workers)
+    # the library's own checks (rtseg.run makes them again), here before it and PyTorch load: a second, not ten
+    check_options(trails=trails, max_frames=max_frames, batch=batch, alpha=alpha, semantic_alpha=semantic_alpha,
+                  image_fps=image_fps, **model_options)
     code = run_and_report(sources, model or None, quiet=quiet, out=out, jsonl=jsonl, show=show,
                           save_frames=save_frames, save_labels=save_labels, track=track, trails=trails,
                           max_frames=max_frames, batch=batch, video_preset=video_preset, hud=hud, alpha=alpha,
@@ -238,7 +264,7 @@ def demo(
     model: Annotated[str, typer.Option("--model", "-m", help="Weights to run. Default: rtseg's bundled nano "
                                        "model (person, cat, dog; see rtseg/assets/MODEL_CARD.md).")] = "",
     jsonl: Annotated[Optional[Path], typer.Option(help="Also write JSON Lines results.")] = None,
-    conf: Annotated[float, typer.Option(help="Minimum detection score.")] = 0.25,
+    conf: Annotated[float, typer.Option(help=ranged("conf", "Minimum detection score."))] = 0.25,
     trust: Annotated[bool, typer.Option("--trust-weights", help=TRUST_WEIGHTS_HELP)] = False,
 ) -> None:
     """Build a short clip from sample photos shipped with Ultralytics and segment it (works offline)."""
@@ -274,5 +300,5 @@ def _looks_like_source(text: str) -> bool:
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(run)
-    app.command()(demo)
+    app.command()(guard("running")(run))
+    app.command()(guard("running the demo")(demo))

@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from rtseg.errors import ConfigError
+
 IGNORE = 255  # label id that losses and metrics leave out
 TRIMAP_PET, TRIMAP_BACKGROUND, TRIMAP_BORDER = 1, 2, 3
 
@@ -136,7 +138,11 @@ def dataset_to_yolo_seg(dataset, out_root: Path, split: str, progress=None) -> i
     count = 0
     for i, image in enumerate(dataset.images):
         objects = dataset.instances(i)
-        shape = objects[0][1].shape if objects else cv2.imread(str(image), cv2.IMREAD_UNCHANGED).shape[:2]
+        beyond = [c for c, _ in objects if not 0 <= c < len(dataset.names)]
+        if beyond:  # the data.yaml written beside these labels names only dataset.names
+            raise ConfigError(f"{image}: class id {beyond[0]} of its labels is not one of the {len(dataset.names)} "
+                              f"classes ({', '.join(dataset.names)})")
+        shape = objects[0][1].shape if objects else dataset.image(i).shape[:2]
         lines = yolo_seg_lines(objects, shape)
         write_yolo_seg(image, lines, out_root, split, name=f"{i:06d}_{image.stem}")
         count += len(lines)

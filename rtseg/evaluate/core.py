@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 from rtseg.data.convert import IGNORE
 from rtseg.data.datasets import Dataset
 from rtseg.errors import ConfigError
+from rtseg.sinks.atomic import write_bytes, written
 
 CONFUSION_CONF = 0.25
 CONFUSION_IOU = 0.5
@@ -225,8 +226,11 @@ def plot_confusion(report: EvalReport, path: Path) -> Path:
             ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with written(path, what="plot") as temp:  # renamed once complete; a full disk is one SinkError line
+            fig.savefig(temp, dpi=110)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -240,5 +244,4 @@ def write_json(report: EvalReport, path: Path) -> Path:
             return [clean(v) for v in x]
         return x
 
-    path.write_text(json.dumps(clean(report.to_json()), indent=1))
-    return path
+    return write_bytes(path, json.dumps(clean(report.to_json()), indent=1), what="JSON")

@@ -76,7 +76,12 @@ def export_onnx(weights: str, *, out: Path | None = None, imgsz: int | None = No
         entry = next((p for p in model.metadata_props if p.key == INSTANCE_METADATA_KEY), None) \
             or model.metadata_props.add()
         entry.key, entry.value = INSTANCE_METADATA_KEY, meta.to_json()
-        onnx.save(model, str(target))
+        partial = target.with_name(f".{target.name}.partial")  # renamed once complete: never half a file
+        try:
+            onnx.save(model, str(partial))
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
     LOGGER.info("exported %s -> %s", weights, target)
     return target
 

@@ -67,6 +67,24 @@ def export_semantic_onnx(checkpoint: str | Path, *, out: str | Path | None = Non
         raise ConfigError(f"out={target}: an ONNX export needs the .onnx suffix")
     if not target.parent.exists():
         raise ConfigError(f"out={target}: folder {target.parent} does not exist")
+    partial = target.with_name(f".{target.name}.partial")  # renamed once complete: never half a file
+    try:
+        _export(model, partial, size, opset, dynamic, checkpoint)
+        proto = onnx.load(str(partial))
+        meta = dataclasses.replace(info, imgsz=size, dynamic=dynamic)
+        entry = next((p for p in proto.metadata_props if p.key == SEMANTIC_METADATA_KEY), None) \
+            or proto.metadata_props.add()
+        entry.key, entry.value = SEMANTIC_METADATA_KEY, meta.to_json()
+        onnx.save(proto, str(partial))
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    LOGGER.info("exported %s -> %s", checkpoint, target)
+    return target
+
+
+def _export(model: torch.nn.Module, target: Path, size: tuple[int, int], opset: int | None, dynamic: bool,
+            checkpoint: str | Path) -> None:
     dummy = torch.zeros((1, 3, *size), dtype=torch.float32)
     axes = {"images": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch", 2: "out_height", 3: "out_width"}}
     try:
@@ -78,11 +96,3 @@ def export_semantic_onnx(checkpoint: str | Path, *, out: str | Path | None = Non
                               dynamic_axes=axes if dynamic else None, dynamo=False)
     except Exception as exc:  # noqa: BLE001 - exporter failures come in many types
         raise ModelError(f"ONNX export of {checkpoint} failed: {str(exc).strip().splitlines()[0][:300]}") from None
-    proto = onnx.load(str(target))
-    meta = dataclasses.replace(info, imgsz=size, dynamic=dynamic)
-    entry = next((p for p in proto.metadata_props if p.key == SEMANTIC_METADATA_KEY), None) \
-        or proto.metadata_props.add()
-    entry.key, entry.value = SEMANTIC_METADATA_KEY, meta.to_json()
-    onnx.save(proto, str(target))
-    LOGGER.info("exported %s -> %s", checkpoint, target)
-    return target

@@ -34,20 +34,38 @@ class ClassMap:
 
 
 def _colour(value: object, where: str) -> tuple[int, int, int]:
-    if isinstance(value, str) and value.startswith("#") and len(value) == 7:
+    hexdigits = "0123456789abcdefABCDEF"
+    if isinstance(value, str) and value.startswith("#") and len(value) == 7 and all(c in hexdigits for c in value[1:]):
         r, g, b = (int(value[i : i + 2], 16) for i in (1, 3, 5))
-    elif isinstance(value, (list, tuple)) and len(value) == 3 and all(isinstance(v, int) for v in value):
-        r, g, b = value
+    elif isinstance(value, (list, tuple)) and len(value) == 3 and all(0 <= (_int(v) or 0) <= 255 and
+                                                                      _int(v) is not None for v in value):
+        r, g, b = (_int(v) for v in value)
     else:
-        raise ConfigError(f"{where}: colour {value!r} is neither '#RRGGBB' nor [r, g, b]")
+        raise ConfigError(f"{where}: colour {str(value)[:40]!r} is neither '#RRGGBB' nor [r, g, b] (0 to 255 each)")
     return int(b), int(g), int(r)
 
 
-def _parse(section: dict, where: str) -> ClassMap:
+def _int(value: object) -> int | None:
+    """A whole number, also written as text (YAML and JSON keys): never a bool, a float or a list."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _parse(section: object, where: str) -> ClassMap:
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}: expected a mapping with 'names' (and 'palette', 'map'), "
+                          f"got {type(section).__name__}")
     names = section.get("names")
     if isinstance(names, dict):
-        names = [names[k] for k in sorted(names)]
-    if not isinstance(names, list) or not names or not 1 <= len(names) <= 256:
+        ids = [_int(k) for k in names]
+        if sorted(i for i in ids if i is not None) != list(range(len(names))):
+            raise ConfigError(f"{where}: 'names' as a mapping needs the ids 0, 1, 2, ... as keys")
+        names = [n for _, n in sorted(zip(ids, names.values()))]
+    if not isinstance(names, list) or not 1 <= len(names) <= 256 or not all(
+            isinstance(n, (str, int, float)) and not isinstance(n, bool) for n in names):
         raise ConfigError(f"{where}: 'names' must be a list (or id -> name mapping) of 1 to 256 class names")
     palette = section.get("palette")
     if palette is not None:
@@ -56,12 +74,38 @@ def _parse(section: dict, where: str) -> ClassMap:
         palette = tuple(_colour(c, where) for c in palette)
     lut = None
     if section.get("map"):
+        if not isinstance(section["map"], dict):
+            raise ConfigError(f"{where}: 'map' must map model class ids to shown ones, like {{5: 1}}")
         lut = np.arange(256, dtype=np.uint8)
-        for src, dst in dict(section["map"]).items():
-            if not (0 <= int(src) < 256 and 0 <= int(dst) < len(names)):
-                raise ConfigError(f"{where}: map {src} -> {dst} is out of range")
-            lut[int(src)] = int(dst)
+        for src, dst in section["map"].items():
+            s, d = _int(src), _int(dst)
+            if s is None or d is None or not (0 <= s < 256 and 0 <= d < len(names)):
+                raise ConfigError(f"{where}: map {str(src)[:20]} -> {str(dst)[:20]} is out of range "
+                                  f"(model ids 0-255 -> ids 0-{len(names) - 1})")
+            lut[s] = d
     return ClassMap(tuple(str(n) for n in names), palette, lut)
+
+
+def _read(path: Path) -> object:
+    """The file's YAML or JSON content; one line for every way it can be unreadable."""
+    kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+    try:
+        text = path.read_text(encoding="utf-8")
+        return json.loads(text) if kind == "JSON" else yaml.safe_load(text)
+    except UnicodeDecodeError:
+        raise ConfigError(f"class_file={path}: not a text file (it is not UTF-8)") from None
+    except OSError as exc:
+        raise ConfigError(f"class_file={path}: cannot read it ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"class_file={path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ConfigError(f"class_file={path}: not valid YAML ({line}{getattr(exc, 'problem', None) or 'syntax'})"
+                          ) from None
+    except (RecursionError, ValueError) as exc:  # nested thousands deep; numbers Python refuses to read
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0][:80]
+        raise ConfigError(f"class_file={path}: not a class file ({why})") from None
 
 
 def load_class_file(path: Path) -> dict[str, ClassMap]:
@@ -69,10 +113,7 @@ def load_class_file(path: Path) -> dict[str, ClassMap]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"class_file={path}: no such file")
-    try:
-        data = json.loads(path.read_text()) if path.suffix.lower() == ".json" else yaml.safe_load(path.read_text())
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"class_file={path}: not valid {path.suffix.lstrip('.') or 'YAML'} ({exc})") from None
+    data = _read(path)
     if not isinstance(data, dict):
         raise ConfigError(f"class_file={path}: expected a mapping with 'names' (and 'palette', 'map')")
     out = {key: _parse(data[key], f"class_file={path} [{key}]") for key in ("semantic", "instance")

@@ -10,8 +10,8 @@ from pathlib import Path
 from rtseg.errors import ConfigError
 from rtseg.overlay.annotator import Annotator
 from rtseg.pipeline.streams import Stream
-from rtseg.sinks import ImageFolderSink, JsonlSink, LabelMapSink, VideoFileSink, WindowSink, check_writable
-from rtseg.sinks.base import Sink
+from rtseg.sinks import ImageFolderSink, JsonlSink, LabelMapSink, VideoFileSink, WindowSink
+from rtseg.sinks.base import OutputPath, Sink, check_output_paths
 from rtseg.sources.base import Source
 from rtseg.tracking import TRACKERS, Tracker
 
@@ -75,11 +75,35 @@ def default_outputs(specs: Sequence[str], outputs: Outputs) -> Outputs:
     return Outputs(out=Path(f"{name}_rtseg.mp4"))
 
 
-def check_outputs(outputs: Outputs) -> None:
-    """Fail before any model loads when an output file cannot be written."""
-    for path, what in ((outputs.out, "video"), (outputs.jsonl, "JSONL")):
-        if path is not None:
-            check_writable(path, what=what)
+def stream_outputs(specs: Sequence[str], outputs: Outputs) -> list[Outputs]:
+    """Each source's own outputs, as :func:`build_streams` opens them: with several sources, files suffixed
+    with the source's tag (``out_a.mp4``) and one subfolder per source (``frames/a``)."""
+    many = len(specs) > 1
+    return [Outputs(out=suffixed(outputs.out, tag, many), jsonl=suffixed(outputs.jsonl, tag, many),
+                    save_frames=outputs.save_frames / tag if many and outputs.save_frames else outputs.save_frames,
+                    save_labels=outputs.save_labels / tag if many and outputs.save_labels else outputs.save_labels,
+                    show=outputs.show)
+            for tag in source_tags(specs)]
+
+
+def output_paths(specs: Sequence[str], outputs: Outputs) -> list[OutputPath]:
+    """Every path a run writes, after per-source naming."""
+    paths = []
+    for own in stream_outputs(specs, outputs):
+        paths += [OutputPath("out", own.out, what="video")] if own.out is not None else []
+        paths += [OutputPath("jsonl", own.jsonl, what="JSONL")] if own.jsonl is not None else []
+        if own.save_frames is not None:
+            paths.append(OutputPath("save_frames", own.save_frames, ImageFolderSink.FILES, what="frames"))
+        if own.save_labels is not None:
+            paths.append(OutputPath("save_labels", own.save_labels, LabelMapSink.FILES, what="label maps"))
+    return paths
+
+
+def check_outputs(specs: Sequence[str], outputs: Outputs, inputs: Sequence[str | Path] = ()) -> None:
+    """Fail before any source opens or model loads when an output cannot be written, or would overwrite a
+    source (or another input file: weights, a class file), or two outputs would write one file
+    (:func:`rtseg.sinks.base.check_output_paths`)."""
+    check_output_paths(output_paths(specs, outputs), inputs=[*specs, *inputs])
 
 
 def build_streams(specs: Sequence[str], sources: Sequence[Source], outputs: Outputs, drawing: Drawing, *,
@@ -90,27 +114,24 @@ def build_streams(specs: Sequence[str], sources: Sequence[Source], outputs: Outp
     far is closed (the caller still owns the sources)."""
     if track is not None and track not in TRACKERS:
         raise ConfigError(f"track={track!r}: expected one of {', '.join(TRACKERS)}")
-    many = len(specs) > 1
     streams: list[Stream] = []
     try:
-        for spec, source, tag in zip(specs, sources, source_tags(specs)):
+        for spec, source, own in zip(specs, sources, stream_outputs(specs, outputs)):
             annotator = Annotator(names, alpha=drawing.alpha, hud=drawing.hud, semantic_names=semantic_names,
                                   semantic_palette=semantic_palette, semantic_alpha=drawing.semantic_alpha,
                                   trails=drawing.trails if track else 0, palette=drawing.palette)
             tracker = Tracker(track, frame_rate=source.fps, min_score=min_score) if track else None
             sinks: list[Sink] = []
             streams.append(Stream(source, sinks, annotator, tracker))  # first, so an error closes its sinks
-            if outputs.out is not None:
-                sinks.append(VideoFileSink(suffixed(outputs.out, tag, many), fps=source.fps,  # type: ignore[arg-type]
-                                           preset=video_preset))
-            if outputs.jsonl is not None:
-                sinks.append(JsonlSink(suffixed(outputs.jsonl, tag, many), names, semantic_names))  # type: ignore[arg-type]
-            if outputs.save_frames is not None:
-                sinks.append(ImageFolderSink(outputs.save_frames / tag if many else outputs.save_frames))
-            if outputs.save_labels is not None:
-                sinks.append(LabelMapSink(outputs.save_labels / tag if many else outputs.save_labels,
-                                          semantic_names, semantic_palette))
-            if outputs.show:
+            if own.out is not None:
+                sinks.append(VideoFileSink(own.out, fps=source.fps, preset=video_preset))
+            if own.jsonl is not None:
+                sinks.append(JsonlSink(own.jsonl, names, semantic_names))
+            if own.save_frames is not None:
+                sinks.append(ImageFolderSink(own.save_frames))
+            if own.save_labels is not None:
+                sinks.append(LabelMapSink(own.save_labels, semantic_names, semantic_palette))
+            if own.show:
                 sinks.append(WindowSink(f"rtseg - {spec}"))
     except BaseException:
         for sink in (s for stream in streams for s in stream.sinks):

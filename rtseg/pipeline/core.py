@@ -46,6 +46,7 @@ __all__ = ["Pipeline", "RunSummary", "Stream", "StreamSummary"]
 
 LOGGER = logging.getLogger(__name__)
 _END = object()
+WIND_DOWN_S = 1.0  # how long a stop waits for the stage threads to finish what they are doing
 
 
 class _PerThread(threading.local):
@@ -190,7 +191,7 @@ class Pipeline:
         while not self._halt.is_set() and (self.max_frames is None or index < self.max_frames):
             t0 = time.perf_counter_ns()
             image = source.read()
-            if image is None:
+            if image is None or self._halt.is_set():  # a read can take long (a stalled stream): check again
                 break
             t1 = time.perf_counter_ns()
             ts = index / source.fps if not lane.live else (t1 - self._t_start) / 1e9
@@ -372,6 +373,8 @@ class Pipeline:
                 frame.timings.queue_wait_ns += wait
                 t0 += wait  # waiting for the semantic thread is queue time, not post-processing
                 result = replace(result, semantic=labels)
+        if self._halt.is_set():  # between the stages of a frame too: a huge frame's masks and drawing take long
+            return False
         tracker, annotator = lane.stream.tracker, lane.stream.annotator
         if tracker is not None:
             result = tracker.update(result, frame.image)
@@ -507,9 +510,17 @@ class Pipeline:
         raised by closing."""
         self._halt.set()
         for lane in self._lanes:
-            lane.interrupt()  # end a reconnect back-off now; the capture is released after the join
+            lane.interrupt()  # end a reconnect back-off now
+        # Every stage checks the halt between frames, so threads end within one frame's work. A thread still
+        # inside one native call after the grace (a stalled stream's read, one huge frame's inference) cannot
+        # be interrupted: it is left to end on its own (a daemon; it stops at its next check) rather than
+        # holding the stop; sources are told to close under a read that is still blocked (VideoSource does).
+        deadline = time.monotonic() + WIND_DOWN_S
         for t in threads:
-            t.join(timeout=10)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        left = [t.name for t in threads if t.is_alive()]
+        if left:
+            LOGGER.info("stopped without waiting for %s, still inside a native call", ", ".join(left))
         self.summary.elapsed_s = (time.perf_counter_ns() - self._t_start) / 1e9
         self.summary.cpu_ms = cpu_ms_per_frame(threads, time.thread_time_ns() - main0,
                                                time.process_time_ns() - cpu0, self.summary.frames)

@@ -15,7 +15,7 @@ from rtseg.backends.registry import (
     load_backend,
     load_semantic_backend,
 )
-from rtseg.config import DEFAULT_MODEL
+from rtseg.config import DEFAULT_MODEL, check_options
 from rtseg.errors import BackendUnavailable, ConfigError, ModelError
 
 
@@ -25,12 +25,17 @@ def _parse_classes(text: str | None, names: tuple[str, ...]) -> list[int] | None
     ids = []
     lookup = {n.lower(): i for i, n in enumerate(names)}
     for part in (p.strip() for p in text.split(",") if p.strip()):
-        if part.isdigit():
+        if part.isascii() and part.isdigit():  # not str.isdigit alone: '²' is a digit that int() refuses
+            if int(part) >= len(names):
+                known = ", ".join(f"{i} {n}" for i, n in enumerate(names[:10])) + (", ..." if len(names) > 10 else "")
+                raise ConfigError(f"classes={text!r}: this model has class ids 0..{len(names) - 1} ({known})")
             ids.append(int(part))
         elif part.lower() in lookup:
             ids.append(lookup[part.lower()])
         else:
             raise ConfigError(f"classes={text!r}: {part!r} is neither a class id nor a class name of this model")
+    if not ids:  # an empty filter would silently keep every class
+        raise ConfigError(f"classes={text!r}: name at least one class id or name")
     return ids
 
 
@@ -121,6 +126,9 @@ def load_models(opts: RunOptions):  # noqa: ANN201 - (instance stage | None, sem
     """Build the instance and/or semantic stages a run asks for (tiling, class file included)."""
     from rtseg.models.task import model_task
 
+    check_options(imgsz=opts.imgsz, semantic_imgsz=opts.semantic_imgsz, conf=opts.conf, iou=opts.iou,
+                  tile=opts.tile, overlap=opts.overlap, pad=opts.pad, morph_open=opts.morph_open,
+                  morph_close=opts.morph_close, min_area=opts.min_area, workers=opts.workers)
     instance_spec, semantic_spec = opts.model or str(DEFAULT_MODEL), opts.semantic
     if opts.model and not opts.semantic and model_task(opts.model) == "semantic":
         instance_spec, semantic_spec = "", opts.model  # semantic-only run

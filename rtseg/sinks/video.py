@@ -7,7 +7,11 @@ The x264 preset trades CPU time for file size: :func:`auto_preset` picks ``ultra
 on the CPU, whose cores the encoder takes from them, and ``superfast`` when they run on a GPU.
 
 The file takes the source's frame rate and size; frames of another size (image folders) are resized to
-the first frame's. ``close()`` finalizes the container, so an interrupted run still leaves a playable file.
+the first frame's. It is written as ``.<stem>.partial<suffix>`` beside its final name (:mod:`rtseg.sinks.atomic`);
+``close()`` finalizes the container and renames it, so an interrupted run still leaves a playable file under
+the name asked for. When finalizing fails (a full disk) nothing stays under either name: a container without
+its index is not a video. A failed write (``OSError``: no space left, file too large) is one
+:class:`~rtseg.errors.SinkError` line.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rtseg.errors import ConfigError, SinkError
+from rtseg.sinks.atomic import PartialFile, reason
 from rtseg.sinks.base import check_writable
 from rtseg.types import Frame, FrameResult
 
@@ -66,6 +71,7 @@ class _PyAvWriter:
         self._av = av
         self._pts = 0
         self.codec = "h264"
+        self.errors: tuple[type[Exception], ...] = (OSError, av.error.FFmpegError)
 
     def write(self, image: NDArray[np.uint8]) -> None:
         if self._i420:
@@ -92,6 +98,7 @@ class _OpenCvWriter:
         if not self._writer.isOpened():
             raise SinkError(f"cannot open a video writer for {path} (codec {fourcc})")
         self.codec = fourcc
+        self.errors: tuple[type[Exception], ...] = (OSError, cv2.error)
 
     def write(self, image: NDArray[np.uint8]) -> None:
         self._writer.write(image)
@@ -131,12 +138,18 @@ class VideoFileSink:
         self.codec: str | None = None
         self._writer: _PyAvWriter | _OpenCvWriter | None = None
         self._size_wh: tuple[int, int] | None = None
+        self._partial = PartialFile(self.path)
 
     def _open(self, size_wh: tuple[int, int]) -> None:
-        if self.path.suffix.lower() != ".avi" and _h264_available():
-            self._writer = _PyAvWriter(self.path, self.fps, size_wh, self.preset)
-        else:
-            self._writer = _OpenCvWriter(self.path, self.fps, size_wh)
+        temp = self._partial.temp
+        try:
+            if self.path.suffix.lower() != ".avi" and _h264_available():
+                self._writer = _PyAvWriter(temp, self.fps, size_wh, self.preset)
+            else:
+                self._writer = _OpenCvWriter(temp, self.fps, size_wh)
+        except OSError as exc:
+            self._partial.discard()
+            raise SinkError(f"cannot write video {self.path}: {reason(exc)}") from None
         self.codec = self._writer.codec
         self._size_wh = size_wh
         LOGGER.info("writing %s (%s %s, %dx%d, %.2f fps)", self.path, self.codec,
@@ -149,10 +162,23 @@ class VideoFileSink:
             self._open(size_wh)
         elif size_wh != self._size_wh:
             image = cv2.resize(image, self._size_wh, interpolation=cv2.INTER_AREA)
-        self._writer.write(np.ascontiguousarray(image))  # type: ignore[union-attr]
+        writer = self._writer
+        try:
+            writer.write(np.ascontiguousarray(image))  # type: ignore[union-attr]
+        except writer.errors as exc:  # type: ignore[union-attr]
+            raise SinkError(f"cannot write video {self.path}: {reason(exc)}") from None
         self.frames_written += 1
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        """Finalize the container and rename it to :attr:`path`; when that fails, remove it (not a video)."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        try:
+            writer.close()
+            self._partial.commit()
+        except Exception as exc:
+            self._partial.discard()
+            if isinstance(exc, writer.errors):
+                raise SinkError(f"cannot write video {self.path}: {reason(exc)}") from None
+            raise

@@ -37,8 +37,12 @@ class Source(Protocol):
 
     def interrupt(self) -> None:
         """Called from another thread when the run stops: end a wait inside :meth:`read` now (a stream's
-        reconnect back-off, say); :meth:`close` follows once the reading thread has ended. Nothing to do
-        by default."""
+        reconnect back-off, say). Nothing to do by default.
+
+        :meth:`close` follows once the reading thread has ended, or, when a read is still blocked inside
+        native code a second later (a stalled stream), from the stopping thread while that read goes on: a
+        source whose read can block must then leave the release to the reading thread
+        (:class:`~rtseg.sources.video.VideoSource` does)."""
         return None
 
     def close(self) -> None: ...
@@ -54,7 +58,6 @@ def open_source(spec: str, *, image_fps: float = 10.0) -> Source:
     Raises:
         SourceError: the path does not exist, the URL scheme is not supported, or it cannot be opened.
     """
-    from rtseg.sources.images import ImageSource
     from rtseg.sources.video import VideoSource
 
     text = str(spec).strip()
@@ -66,7 +69,21 @@ def open_source(spec: str, *, image_fps: float = 10.0) -> Source:
             raise SourceError(f"unsupported URL {text!r}: rtseg reads {', '.join(s + '://' for s in STREAM_SCHEMES)}")
         finite = scheme in ("http", "https") and Path(text.split("?", 1)[0]).suffix.lower() in VIDEO_SUFFIXES
         return VideoSource.stream(text, live=not finite)
-    path = Path(text).expanduser()
+    try:
+        return _open_path(text, image_fps)
+    except OSError as exc:  # a file or folder the user may not read, a name too long, ...
+        raise SourceError(f"cannot read {text}: {exc.strerror or exc}") from None
+
+
+def _open_path(text: str, image_fps: float) -> Source:
+    from rtseg.sources.images import ImageSource
+    from rtseg.sources.video import VideoSource
+
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # ~nouser/...: no such user, or no home folder
+        raise SourceError(f"no such file: {text} (cannot expand {text.split('/', 1)[0]!r}: no such user or no "
+                          "home folder)") from None
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
@@ -81,6 +98,8 @@ def open_source(spec: str, *, image_fps: float = 10.0) -> Source:
         raise SourceError(f"no such file: {text}")
     if not path.is_file():
         raise SourceError(f"not a file: {text}")
+    with open(path, "rb"):  # unreadable (permissions): say so, rather than "cannot decode" below
+        pass
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource(text, [path], fps=image_fps)
     return VideoSource.file(path)

@@ -42,10 +42,20 @@ class ImageSource:
             if image is not None:
                 self.path = str(path)
                 return image
-            LOGGER.warning("skipping %s: not an image OpenCV can decode", path)
+            why = _unreadable(path) or "not an image OpenCV can decode"
+            LOGGER.warning("skipping %s: %s", path, why)
             if len(self._files) == 1:
-                raise SourceError(f"cannot decode image {path}")
+                raise SourceError(f"cannot read image {path}: {why}")
         return None
 
     def close(self) -> None:
         self._next = len(self._files)
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why ``path`` cannot be read at all (OpenCV says only "no image"), or None when it can."""
+    try:
+        with open(path, "rb"):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc)

@@ -2,6 +2,10 @@
 
 A network stream that drops is reopened with exponential backoff; a file that ends early (fewer frames
 than its header promised) is reported once, with the count, so a truncated file is noticed.
+
+A read can block inside FFmpeg (a stalled stream waits for OpenCV's read timeout), and a run that stops does
+not wait for it: :meth:`VideoSource.close` may come from another thread while that read is still in
+progress, and the capture is then released by the reading thread once the read returns, never under it.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class VideoSource:
         self._max_reconnects = max_reconnects
         self._backoff_s, self._max_backoff_s = backoff_s, max_backoff_s
         self._closed = threading.Event()
+        self._reading = threading.Lock()  # held while FFmpeg uses the capture: close() never releases under it
         self.reconnects = 0
         self._cap = open_capture()
         if self._cap is None or not self._cap.isOpened():
@@ -86,16 +91,26 @@ class VideoSource:
             frame, self._pending = self._pending, None
             self.frames_read += 1
             return frame
-        while not self._closed.is_set():
-            ok, frame = self._cap.read()
-            if ok and frame is not None:
-                self.frames_read += 1
-                return frame
-            if not self._reconnect or not self._reopen():
-                break
+        with self._reading:
+            frame = self._read_locked()
+            if self._closed.is_set():  # closed while FFmpeg was reading: the release was left to this thread
+                self._cap.release()
+                return None
+        if frame is not None:
+            self.frames_read += 1
+            return frame
         if self.frame_count and self.frames_read < 0.9 * self.frame_count and not self._closed.is_set():
             LOGGER.warning("%s ended after %d of the %d frames its header announces; the file may be truncated",
                            self.name, self.frames_read, self.frame_count)
+        return None
+
+    def _read_locked(self) -> NDArray[np.uint8] | None:
+        while not self._closed.is_set():
+            ok, frame = self._cap.read()
+            if ok and frame is not None:
+                return frame
+            if not self._reconnect or not self._reopen():
+                break
         return None
 
     def _reopen(self) -> bool:
@@ -122,5 +137,10 @@ class VideoSource:
         self._closed.set()
 
     def close(self) -> None:
+        """Release the capture; safe from another thread while a read blocks (that read releases it instead)."""
         self._closed.set()
-        self._cap.release()
+        if self._reading.acquire(blocking=False):
+            try:
+                self._cap.release()
+            finally:
+                self._reading.release()

@@ -12,7 +12,9 @@ import tempfile
 from pathlib import Path
 
 from rtseg.backends.weights import ultralytics_loads
+from rtseg.config import check_options
 from rtseg.errors import ConfigError
+from rtseg.sinks.atomic import written
 
 
 def train_instance(data_yaml: Path, out: Path, *, model: str = "yolo11n-seg.yaml", epochs: int = 50,
@@ -26,6 +28,7 @@ def train_instance(data_yaml: Path, out: Path, *, model: str = "yolo11n-seg.yaml
             weights are trusted (:mod:`rtseg.backends.weights`).
         hours: a time budget; when given, Ultralytics fits the epoch count and learning-rate schedule to it.
     """
+    check_options(epochs=epochs, imgsz=imgsz, batch=batch)
     from ultralytics import YOLO
 
     if not Path(data_yaml).is_file():
@@ -39,5 +42,6 @@ def train_instance(data_yaml: Path, out: Path, *, model: str = "yolo11n-seg.yaml
                    project=str(work), name="run", exist_ok=True, verbose=verbose, **kwargs)
     last = work / "run" / "weights" / "last.pt"
     out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(last, out)
+    with written(out, what="checkpoint") as temp:  # renamed once complete; a full disk is one SinkError line
+        shutil.copyfile(last, temp)
     return out

@@ -28,8 +28,10 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
 
+from rtseg.config import check_options
 from rtseg.data.convert import IGNORE
-from rtseg.errors import ConfigError
+from rtseg.errors import ConfigError, SinkError
+from rtseg.sinks.atomic import written
 
 PAD_VALUE = 114  # grey of rtseg's letterbox: padded crop borders look like padded frames
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -170,10 +172,15 @@ def train_semantic(train: Sequence[tuple[NDArray[np.uint8], NDArray[np.uint8]]],
 
     from rtseg.models.zoo import build_semantic, save_semantic
 
+    check_options(epochs=epochs, minutes=minutes, batch=batch, lr=lr, imgsz=imgsz)
+    if augment is not None:
+        check_options(crop=augment.crop, colour=augment.colour)
     if not train:
         raise ConfigError("no training images")
     if not val:
         raise ConfigError("no validation images")
+    _check_pairs(train, len(names), "training")
+    _check_pairs(val, len(names), "validation")
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     augment = augment or Augment()
     loss_fn = parse_loss(loss)
@@ -218,6 +225,9 @@ def train_semantic(train: Sequence[tuple[NDArray[np.uint8], NDArray[np.uint8]]],
             x = _to_batch([c[0] for c in crops], mean, std)
             y = torch.from_numpy(np.stack([c[1] for c in crops]).astype(np.int64))
             value = loss_fn(net(x), y)
+            if not torch.isfinite(value):  # stop here: one more step spreads NaN into every weight
+                _diverged(f"the training loss became {float(value.detach())} at epoch {epoch}, step {step + 1}",
+                          lr, best)
             opt.zero_grad(set_to_none=True)
             value.backward()
             opt.step()
@@ -234,6 +244,8 @@ def train_semantic(train: Sequence[tuple[NDArray[np.uint8], NDArray[np.uint8]]],
                   "val_pixel_accuracy": round(metrics["pixel_accuracy"], 4)}
         history.append(record)
         log(json.dumps(record))
+        if not all(torch.isfinite(p).all() for p in net.parameters()):
+            _diverged(f"the weights became NaN or infinite in epoch {epoch}", lr, best)
         if best is None or metrics["mIoU"] > best.metrics["mIoU"]:
             out.parent.mkdir(parents=True, exist_ok=True)
             _save(save_semantic, out, net, info, half)
@@ -245,12 +257,44 @@ def train_semantic(train: Sequence[tuple[NDArray[np.uint8], NDArray[np.uint8]]],
     return best
 
 
+def _check_pairs(pairs: Sequence[tuple[NDArray[np.uint8], NDArray[np.uint8]]], n_classes: int, what: str) -> None:
+    """Labels a loss can learn from: their image's size, ids below ``n_classes`` (or 255), some pixel labelled."""
+    labelled = 0
+    for k, (image, labels) in enumerate(pairs):
+        if image is None or image.shape[:2] != labels.shape[:2]:
+            got = "no image" if image is None else f"a {image.shape[1]}x{image.shape[0]} image"
+            raise ConfigError(f"{what} image {k}: {got} for a {labels.shape[1]}x{labels.shape[0]} label map")
+        ids = np.unique(labels)
+        beyond = ids[(ids >= n_classes) & (ids != IGNORE)]
+        if len(beyond):
+            raise ConfigError(f"{what} image {k}: label id {int(beyond[0])}, but the model has {n_classes} classes "
+                              f"(ids 0-{n_classes - 1}; 255 = ignore)")
+        labelled += int(np.count_nonzero(labels != IGNORE))
+    if not labelled:
+        raise ConfigError(f"no labelled pixel in the {len(pairs)} {what} images: every label is 255 (ignore), "
+                          "so there is nothing to learn or measure: check the masks")
+
+
+def _diverged(what: str, lr: float, best: TrainResult | None) -> None:
+    kept = f"the best checkpoint so far (epoch {best.best_epoch}) stays in {best.checkpoint}" if best else \
+        "no checkpoint was written"
+    raise ConfigError(f"{what}: training diverged; {kept}. Lower the learning rate (lr={lr:g} now) or check "
+                      "the labels")
+
+
 def _save(save_semantic, out: Path, net, info, half: bool) -> None:  # noqa: ANN001
-    save_semantic(out, net, info)
-    if half:  # float16 storage; load_state_dict copies the values back into float32 parameters
-        ckpt = torch.load(out, weights_only=True)
-        ckpt["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-        torch.save(ckpt, out)
+    """Write the checkpoint under a temporary name and rename it: the best epoch so far stays whole until the
+    next one is complete."""
+    try:
+        with written(out, what="checkpoint") as temp:
+            save_semantic(temp, net, info)
+            if half:  # float16 storage; load_state_dict copies the values back into float32 parameters
+                ckpt = torch.load(temp, weights_only=True)
+                ckpt["state_dict"] = {k: v.half() if v.is_floating_point() else v
+                                      for k, v in ckpt["state_dict"].items()}
+                torch.save(ckpt, temp)
+    except RuntimeError as exc:  # torch.save reports a failed write (a full disk) as a RuntimeError
+        raise SinkError(f"cannot write checkpoint {out}: {str(exc).strip().splitlines()[0][:200]}") from None
 
 
 def plot_history(history: Sequence[dict], path: Path) -> Path:
@@ -271,6 +315,9 @@ def plot_history(history: Sequence[dict], path: Path) -> Path:
     ax2.set_ylim(0, 1)
     fig.legend(loc="upper center", ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with written(path, what="plot") as temp:  # renamed once complete; a full disk is one SinkError line
+            fig.savefig(temp, dpi=100)
+    finally:
+        plt.close(fig)
     return path

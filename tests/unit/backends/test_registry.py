@@ -113,7 +113,8 @@ def test_onnxruntime_workers_run_calls_at_once_with_the_same_outputs(tmp_path, m
 
 
 @pytest.mark.parametrize(("backend", "workers", "message"), [
-    ("torch", 2, "only the ONNX Runtime backend"), ("auto", 0, "expected 1 or more")])
+    ("torch", 2, "only the ONNX Runtime backend"), ("auto", 0, r"^workers=0: expected 1\.\."),
+    ("auto", 1000, r"^workers=1000: expected 1\.\.")])
 def test_workers_are_checked(backend, workers, message) -> None:
     from tests.support import YOLO11_WEIGHTS
 
