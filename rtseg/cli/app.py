@@ -181,6 +181,10 @@ def bench(
             from rtseg.sources import open_source
 
             open_source(source).close()  # a bad source fails here, before any model loads
+        from rtseg.models.task import model_task
+
+        for weights in filter(None, (model, semantic)):  # unreadable or untrusted weights: refused before any output
+            model_task(weights)
         report = run_bench(model=model or str(DEFAULT_MODEL), semantic=semantic, source=source,
                            synthetic=synthetic, frames=frames, backends=backends, imgszs=sizes, batches=batches,
                            workers=worker_counts, frame_paths=frame_paths, presets=presets, device=device,

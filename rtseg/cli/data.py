@@ -98,7 +98,8 @@ def eval_cmd(
     report.model, report.data = model, str(data)
     if report.skipped:
         what = "class" if len(report.skipped) == 1 else f"{len(report.skipped)} classes"
-        typer.echo(f"rtseg: not measured, the data's {what} the model does not know: {', '.join(report.skipped)}",
+        typer.echo(f"rtseg: WARNING: not measured, the data's {what} the model does not know: "
+                   f"{', '.join(report.skipped)}",
                    err=True)
     typer.echo(f"{report.task} evaluation of {model} on {data} ({report.images} images)")
     typer.echo(format_table(report))

@@ -55,13 +55,16 @@ class EvalReport:
                 "confusion_names": list(self.names), "confusion": self.confusion.tolist()}
 
 
+_BACKGROUND = ("background", "unlabeled", "unlabelled", "void")
+
+
 def _name_map(model_names: tuple[str, ...], data_names: tuple[str, ...], what: str
               ) -> tuple[dict[int, int], tuple[str, ...]]:
     """(data class id -> model class id for the classes both name, data classes the model lacks)."""
     lookup = {n.lower(): i for i, n in enumerate(model_names)}
     mapping = {i: lookup[n.lower()] for i, n in enumerate(data_names) if n.lower() in lookup}
     skipped = tuple(n for n in data_names if n.lower() not in lookup)
-    if not mapping:
+    if all(data_names[i].strip("_ ").lower() in _BACKGROUND for i in mapping):  # background alone measures nothing
         raise ConfigError(f"no class in common: the data's {what} classes ({', '.join(data_names)}) are none of "
                           f"the model's ({', '.join(model_names)}); rename them in the data set's class list")
     return mapping, skipped

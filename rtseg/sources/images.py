@@ -33,6 +33,7 @@ class ImageSource:
         self.frame_count: int | None = len(self._files)
         self._next = 0
         self.path: str | None = None
+        self._skipped: list[tuple[Path, str]] = []
 
     def read(self) -> NDArray[np.uint8] | None:
         while self._next < len(self._files):
@@ -40,13 +41,24 @@ class ImageSource:
             self._next += 1
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is not None:
+                self._flush_skipped()
                 self.path = str(path)
                 return image
-            why = _unreadable(path) or "not an image OpenCV can decode"
-            LOGGER.warning("skipping %s: %s", path, why)
+            self._skipped.append((path, _unreadable(path) or "not an image OpenCV can decode"))
+        if self.path is None and self._skipped:  # not one image decoded: an error, not an empty run
+            path, why = self._skipped[0]
             if len(self._files) == 1:
                 raise SourceError(f"cannot read image {path}: {why}")
+            raise SourceError(f"none of the {len(self._files)} images of {self.name} can be read (first: {path}: "
+                              f"{why})")
+        self._flush_skipped()
         return None
+
+    def _flush_skipped(self) -> None:
+        """Unreadable files are reported once a readable one shows the set is usable (else one error)."""
+        for path, why in self._skipped:
+            LOGGER.warning("skipping %s: %s", path, why)
+        self._skipped.clear()
 
     def close(self) -> None:
         self._next = len(self._files)
