@@ -4,7 +4,16 @@ from __future__ import annotations
 
 
 class RtsegError(Exception):
-    """Base class for every error rtseg reports to a user as one line."""
+    """Base class for every error rtseg reports to a user as one line; its message names the parameter.
+
+    Example:
+        >>> import rtseg
+        >>> try:
+        ...     rtseg.load_model(conf=2)
+        ... except rtseg.RtsegError as exc:
+        ...     print(exc)
+        conf=2: expected 0..1
+    """
 
 
 class SourceError(RtsegError):

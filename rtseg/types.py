@@ -63,6 +63,12 @@ class Frame:
         stream: position of its source among the sources of a multi-stream run (0 with one source).
         path: the image file this frame was read from, for image folders and globs (the source's name is
             then the folder or pattern); None for videos, streams and cameras.
+
+    Example:
+        >>> import numpy as np
+        >>> frame = Frame(12, np.zeros((720, 1280, 3), np.uint8), 0.48, "clip.mp4")
+        >>> frame.image_hw
+        (720, 1280)
     """
 
     index: int
@@ -90,6 +96,12 @@ class InstanceMasks:
         origins_xy: (N, 2) int32 frame coordinates (x, y) of each crop's top-left pixel.
         device_crops: the same crops as bool tensors still on the model's device, when the frame path runs
             there (:mod:`rtseg.preprocess.device`: the overlay blends them without a round trip); else None.
+
+    Example:
+        >>> import numpy as np
+        >>> masks = InstanceMasks((np.ones((2, 3), bool),), [[5, 1]])   # a 3x2 mask at x=5, y=1
+        >>> len(masks), masks.areas().tolist(), int(masks.to_dense(0, (4, 10)).sum())
+        (1, [6], 6)
     """
 
     crops: tuple[NDArray[np.bool_], ...]
@@ -150,6 +162,14 @@ class FrameResult:
         track_ids: (N,) int64 persistent track id of each instance when tracking, or None.
         timestamp_s: position of the frame in its source, in seconds.
         timings: per-stage timings of this frame.
+        names, semantic_names: class names of the models that made it (``class_names``, ``to_dict``).
+
+    Example:
+        >>> import numpy as np
+        >>> r = FrameResult(0, (480, 640), np.array([[10, 20, 110, 220]]), np.array([0.8]), np.array([0]),
+        ...                 names=("person", "cat", "dog"))
+        >>> len(r), r.class_names, r.boxes_xyxy[0].tolist()
+        (1, ['person'], [10.0, 20.0, 110.0, 220.0])
     """
 
     frame_index: int

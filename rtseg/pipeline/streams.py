@@ -49,6 +49,12 @@ class RunSummary(StreamSummary):
     """What a run did: frames, throughput and per-stage latency percentiles (milliseconds).
 
     ``frames``, ``dropped`` and ``fps`` add up every stream; ``streams`` has one entry per source.
+
+    Example:
+        >>> import rtseg
+        >>> summary = rtseg.run(clip, jsonl=tmp / "s.jsonl", max_frames=3)   # clip: a video file's path
+        >>> summary.frames, summary.interrupted, sorted(summary.stages_ms["infer"])
+        (3, False, ['mean', 'p50', 'p95', 'p99'])
     """
 
     interrupted: bool = False  # ended early: a stop request or the window was closed
