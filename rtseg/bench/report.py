@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtseg.sinks.atomic import written
+from rtseg.sinks.atomic import save_figure
 
 PARTS = ("decode", "preprocess", "infer", "semantic", "postprocess", "overlay", "encode", "queue_wait")
 
@@ -103,7 +103,4 @@ def plot(report: dict, path: Path) -> Path:
     ax2.set_title("throughput")
     ax2.legend(fontsize=7)
     fig.tight_layout()
-    with written(path, what="plot") as temp:  # renamed once complete; a full disk is one SinkError line
-        fig.savefig(temp, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)

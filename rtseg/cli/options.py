@@ -74,31 +74,26 @@ def _flags_as_flags(params: list) -> list:
     return params
 
 
-class RtsegCommand(TyperCommand):
-    """A command whose usage errors are one line, and whose ``--help`` shows flags without a ``<bool>`` type
-    (typer prints one for every flag, though a flag takes no value)."""
+class _OneLineUsage:
+    """Usage errors in one line; ``--help`` shows flags without a ``<bool>`` type (typer prints one for every
+    flag, though a flag takes no value)."""
 
     def get_params(self, ctx: Any) -> list:
-        return _flags_as_flags(super().get_params(ctx))
+        return _flags_as_flags(super().get_params(ctx))  # type: ignore[misc]
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         try:
-            return super().parse_args(ctx, list(args))
+            return super().parse_args(ctx, list(args))  # type: ignore[misc]
         except _UsageError as exc:
             raise usage_error(exc, args, ctx.command_path) from None
 
 
-class RtsegGroup(TyperGroup):
+class RtsegCommand(_OneLineUsage, TyperCommand):
+    """A command whose usage errors are one line and whose flags show as flags."""
+
+
+class RtsegGroup(_OneLineUsage, TyperGroup):
     """The ``rtseg`` group: an unknown command or option is one line too."""
-
-    def get_params(self, ctx: Any) -> list:
-        return _flags_as_flags(super().get_params(ctx))
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, list(args))
-        except _UsageError as exc:
-            raise usage_error(exc, args, ctx.command_path) from None
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         try:

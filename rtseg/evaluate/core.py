@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from rtseg.data.convert import IGNORE
 from rtseg.data.datasets import Dataset
 from rtseg.errors import ConfigError
-from rtseg.sinks.atomic import write_bytes, written
+from rtseg.sinks.atomic import save_figure, write_bytes
 
 CONFUSION_CONF = 0.25
 CONFUSION_IOU = 0.5
@@ -229,12 +229,7 @@ def plot_confusion(report: EvalReport, path: Path) -> Path:
             ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    try:
-        with written(path, what="plot") as temp:  # renamed once complete; a full disk is one SinkError line
-            fig.savefig(temp, dpi=110)
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def write_json(report: EvalReport, path: Path) -> Path:

@@ -90,3 +90,15 @@ def write_bytes(path: Path, data: bytes | str, *, what: str = "output") -> Path:
     with written(path, what=what) as temp, open(temp, "wb") as f:
         f.write(data.encode("utf-8") if isinstance(data, str) else data)
     return Path(path)
+
+
+def save_figure(fig: object, path: Path, *, dpi: int = 100) -> Path:
+    """Save a Matplotlib figure to ``path`` through its temporary name, then close it (whatever happens)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with written(path, what="plot") as temp:  # renamed once complete; a full disk is one SinkError line
+            fig.savefig(temp, dpi=dpi)  # type: ignore[attr-defined]
+    finally:
+        plt.close(fig)  # type: ignore[arg-type]
+    return Path(path)

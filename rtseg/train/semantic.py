@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from rtseg.config import check_options
 from rtseg.data.convert import IGNORE
 from rtseg.errors import ConfigError, SinkError
-from rtseg.sinks.atomic import written
+from rtseg.sinks.atomic import save_figure, written
 
 PAD_VALUE = 114  # grey of rtseg's letterbox: padded crop borders look like padded frames
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -315,9 +315,4 @@ def plot_history(history: Sequence[dict], path: Path) -> Path:
     ax2.set_ylim(0, 1)
     fig.legend(loc="upper center", ncol=2)
     fig.tight_layout()
-    try:
-        with written(path, what="plot") as temp:  # renamed once complete; a full disk is one SinkError line
-            fig.savefig(temp, dpi=100)
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
