@@ -24,6 +24,7 @@ class StageTimings:
     postprocess_ns: int = 0
     overlay_ns: int = 0
     encode_ns: int = 0
+    serve_ns: int = 0  # the browser view's sink (--serve): its own stage, not part of encode
     queue_wait_ns: int = 0
     capture_ns: int = 0  # perf_counter_ns() when the frame left the decoder
     done_ns: int = 0  # perf_counter_ns() when every sink had the frame
@@ -44,6 +45,8 @@ class StageTimings:
         out = {name: getattr(self, f"{name}_ns") / 1e6 for name in STAGES}
         if self.semantic_ns:
             out["semantic"] = self.semantic_ns / 1e6
+        if self.serve_ns:
+            out["serve"] = self.serve_ns / 1e6
         out["queue_wait"] = self.queue_wait_ns / 1e6
         if self.done_ns and self.capture_ns:
             out["latency"] = (self.done_ns - self.capture_ns) / 1e6

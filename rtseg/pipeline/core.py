@@ -36,6 +36,7 @@ from rtseg.models.base import InstanceStage, SemanticStage, as_semantic_stage
 from rtseg.overlay.annotator import Annotator
 from rtseg.overlay.device import overlay_on_device
 from rtseg.pipeline.flow import InOrder, StageThread, cpu_ms_per_frame, percentiles
+from rtseg.pipeline.schedule import END, Scheduling
 from rtseg.pipeline.streams import Lane, RunSummary, Stream, StreamSummary
 from rtseg.sinks.base import Sink, StopRequested
 from rtseg.sources.base import Source
@@ -45,7 +46,6 @@ from rtseg.types import STAGES, Frame, FrameResult
 __all__ = ["Pipeline", "RunSummary", "Stream", "StreamSummary"]
 
 LOGGER = logging.getLogger(__name__)
-_END = object()
 WIND_DOWN_S = 1.0  # how long a stop waits for the stage threads to finish what they are doing
 
 
@@ -53,7 +53,7 @@ class _PerThread(threading.local):
     stream: torch.cuda.Stream | None = None  # the CUDA stream this model thread queues its work on
 
 
-class Pipeline:
+class Pipeline(Scheduling):
     """One source, or several (:meth:`multi`), through one model into sinks.
 
     ``Pipeline(source, model, sinks, annotator=..., tracker=...)`` runs one source;
@@ -134,7 +134,7 @@ class Pipeline:
         self._torch_threads = None if torch_cpu else 1
         self._take = threading.Lock()
         self._taken = 0  # batches numbered so far
-        self._inferred = InOrder(queue_size, self._halt, closed=_END)
+        self._inferred = InOrder(queue_size, self._halt, closed=END)
         self._drawn: queue.Queue = queue.Queue(maxsize=queue_size)
         self._errors: list[BaseException] = []
         self._local = _PerThread()
@@ -151,37 +151,6 @@ class Pipeline:
     def fail(self, exc: BaseException) -> None:
         self._errors.append(exc)
         self._halt.set()
-
-    def _put(self, q: queue.Queue, item: object) -> bool:
-        while not self._halt.is_set():
-            try:
-                q.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _put_latest(self, lane: Lane, item: object) -> None:
-        """Live sources: make room by dropping the stream's own oldest frame rather than waiting."""
-        while True:
-            try:
-                lane.decoded.put_nowait(item)
-                return
-            except queue.Full:
-                try:
-                    lane.decoded.get_nowait()
-                    lane.summary.dropped += 1
-                except queue.Empty:
-                    pass
-
-    def _get(self, q: queue.Queue) -> tuple[object, int]:
-        t0 = time.perf_counter_ns()
-        while not self._halt.is_set():
-            try:
-                return q.get(timeout=0.05), time.perf_counter_ns() - t0
-            except queue.Empty:
-                continue
-        return _END, 0
 
     def _decode(self, stream: int) -> None:
         """One thread per stream, so a camera that blocks in read() never stalls the other streams."""
@@ -210,7 +179,7 @@ class Pipeline:
                 return
             self._ready.set()
             index += 1
-        self._put(lane.decoded, _END)  # the inference stage ends once every stream has sent its end
+        self._put(lane.decoded, END)  # the inference stage ends once every stream has sent its end
         self._ready.set()
 
     def _on_own_stream(self, device: torch.device | None) -> contextlib.AbstractContextManager:
@@ -231,44 +200,6 @@ class Pipeline:
         frame.timings.semantic_ns = time.perf_counter_ns() - t0
         return labels
 
-    def _turns(self) -> list[int]:
-        """The open streams in round-robin order, starting with the one whose turn it is."""
-        after = [s for s in self._open if s >= self._next_turn]
-        return after + [s for s in self._open if s < self._next_turn]
-
-    def _next_batch(self) -> list:
-        """Up to ``batch`` decoded frames taken from the open streams in turn; [] once every stream ended.
-
-        A file stream is waited for, so its frames fill each batch; a live stream gives only what has
-        already arrived, so batching never adds latency waiting for a camera.
-        """
-        items: list = []
-        while len(items) < self.batch and self._open and not self._halt.is_set():
-            self._ready.clear()  # before looking: a frame queued after this sets it again, none is missed
-            took = False
-            for stream in self._turns():
-                if len(items) == self.batch:
-                    break
-                lane = self._lanes[stream]
-                if lane.live:
-                    try:
-                        item = lane.decoded.get_nowait()
-                    except queue.Empty:
-                        continue
-                else:
-                    item, _ = self._get(lane.decoded)
-                if item is _END:
-                    self._open.remove(stream)
-                    continue
-                items.append(item)
-                took = True
-                self._next_turn = stream + 1
-            if not took:
-                if items:
-                    break  # only live streams are left and they have nothing yet: do not wait for them
-                self._ready.wait(0.05)
-        return items
-
     def _run_model(self, preps: list) -> list:
         """The raw outputs of each frame; the model batches them as it can and splits the outputs back."""
         assert self.model is not None
@@ -278,25 +209,6 @@ class Pipeline:
             if device is not None and device.type == "cuda":
                 torch.cuda.current_stream(device).synchronize()  # the post thread reads the outputs next
         return outputs
-
-    def _take_batch(self) -> tuple[int, list]:
-        """The next batch of frames and its number; [] once every stream ended (to one worker only, which
-        then sends the end). The lock keeps frame order: batch n holds earlier frames than batch n + 1."""
-        with self._take:
-            if self._taken < 0:
-                return -1, []
-            items = self._next_batch()
-            seq, self._taken = self._taken, self._taken + 1
-            if not items:
-                self._taken = -1  # the other workers stop too
-                if self._overlap:
-                    self._put(self._sem_in, _END)
-                self._inferred.put(seq, _END)
-            elif self._overlap and self.model is not None:  # the semantic thread sees frames in the same order
-                for frame, _ in items:
-                    if not self._put(self._sem_in, frame):
-                        return -1, []
-            return seq, items
 
     def _infer(self) -> None:
         """One inference worker; ``self.workers`` of them run at once, each on whole batches."""
@@ -334,7 +246,7 @@ class Pipeline:
         """Combined mode: the semantic model, on its own thread, in the same frame order."""
         while True:
             frame, _ = self._get(self._sem_in)
-            if frame is _END:
+            if frame is END:
                 break
             frame = cast(Frame, frame)
             if not self._put(self._sem_out, ((frame.stream, frame.index), self._labels(frame))):
@@ -343,12 +255,12 @@ class Pipeline:
     def _postprocess(self) -> None:
         while True:
             batch, _ = self._inferred.get()
-            if batch is _END:
+            if batch is END:
                 break
             for item in batch:  # type: ignore[attr-defined]
                 if not self._finish_frame(*item):
                     return
-        self._put(self._drawn, _END)
+        self._put(self._drawn, END)
 
     def _finish_frame(self, frame: Frame, prepared: object, raw: object) -> bool:
         """Post-process, track and draw one frame; False when the run is halting."""
@@ -364,7 +276,7 @@ class Pipeline:
                 result = replace(result, semantic=labels)
             elif self._overlap:
                 joined, wait = self._get(self._sem_out)
-                if joined is _END:
+                if joined is END:
                     return False
                 key, labels = joined  # type: ignore[misc]
                 if key != (frame.stream, frame.index):
@@ -441,7 +353,7 @@ class Pipeline:
         if self._started:
             raise RuntimeError("this Pipeline has already run: build a new one for another run")
         self._started = True
-        samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "semantic", "queue_wait", "latency")}
+        samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "semantic", "serve", "queue_wait", "latency")}
         torch_threads = torch.get_num_threads()
         if self._torch_threads:
             torch.set_num_threads(self._torch_threads)
@@ -465,16 +377,23 @@ class Pipeline:
                     if self._halt.is_set():
                         break
                     continue
-                if item is _END:
+                if item is END:
                     break
                 frame, annotated, result = item
                 lane = self._lanes[frame.stream]
                 t0 = time.perf_counter_ns()
                 frame.timings.arrive(t0)
+                serve_ns = 0
                 for sink in lane.sinks:
-                    sink.write(frame, annotated, result)
+                    if getattr(sink, "stage", None) == "serve":  # the browser view: a stage of its own
+                        s0 = time.perf_counter_ns()
+                        sink.write(frame, annotated, result)
+                        serve_ns += time.perf_counter_ns() - s0
+                    else:
+                        sink.write(frame, annotated, result)
                 t1 = time.perf_counter_ns()
-                frame.timings.encode_ns, frame.timings.done_ns = t1 - t0, t1
+                frame.timings.encode_ns, frame.timings.serve_ns = t1 - t0 - serve_ns, serve_ns
+                frame.timings.done_ns = t1
                 self.summary.frames += 1
                 lane.summary.frames += 1
                 lane.summary.elapsed_s = (t1 - self._t_start) / 1e9
@@ -525,6 +444,9 @@ class Pipeline:
         self.summary.cpu_ms = cpu_ms_per_frame(threads, time.thread_time_ns() - main0,
                                                time.process_time_ns() - cpu0, self.summary.frames)
         self.summary.stages_ms = percentiles(samples)
+        for lane in self._lanes:  # a live source's outages (rtseg.sources.video.VideoSource)
+            lane.summary.reconnects = int(getattr(lane.source, "reconnects", 0) or 0)
+            lane.summary.gave_up = bool(getattr(lane.source, "gave_up", False))
         self.summary.streams = [lane.summary for lane in self._lanes]
         self.summary.dropped = sum(lane.summary.dropped for lane in self._lanes)
         close_errors = []

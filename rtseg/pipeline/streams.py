@@ -32,12 +32,16 @@ class Stream:
 
 @dataclass
 class StreamSummary:
-    """Frames one stream delivered; ``elapsed_s`` runs from the start of the run to its last frame."""
+    """Frames one stream delivered; ``elapsed_s`` runs from the start of the run to its last frame.
+    ``reconnects``: times a live stream was reopened after it dropped or stalled; ``gave_up``: it stayed down
+    for the number of attempts ``reconnect`` allows (the run ended for it early)."""
 
     source: str
     frames: int = 0
     dropped: int = 0
     elapsed_s: float = 0.0
+    reconnects: int = 0
+    gave_up: bool = False
 
     @property
     def fps(self) -> float:
@@ -64,6 +68,7 @@ class RunSummary(StreamSummary):
     out_s: list[float] = field(default_factory=list, repr=False)  # when each frame left the sinks, from the start
     cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU ms per frame by stage: flow.cpu_ms_per_frame
     outputs: list[str] = field(default_factory=list)  # files and folders written (rtseg.run fills it in)
+    events: dict[str, dict[str, int]] = field(default_factory=dict)  # per event output: sent, dropped, failed
 
     @property
     def first_out_s(self) -> float:

@@ -167,3 +167,22 @@ def test_stop_interrupts_a_stream_waiting_to_reconnect() -> None:
     timer.cancel()
     assert summary.interrupted and summary.frames + summary.dropped == 3
     assert time.monotonic() - t0 < 5
+
+
+class _ViewSink(RecordingSink):
+    stage = "serve"  # the browser view: timed as a stage of its own
+
+
+def test_the_browser_view_sink_is_its_own_timed_stage_not_part_of_encode() -> None:
+    view, writer = _ViewSink(delay_s=0.02), RecordingSink()
+    summary = Pipeline(ListSource(6), model(), [writer, view]).run()
+    assert view.indices == writer.indices == list(range(6))
+    assert summary.stages_ms["serve"]["p50"] >= 20 > summary.stages_ms["encode"]["p50"]
+
+
+def test_stream_summary_carries_the_sources_reconnects_and_whether_it_was_given_up() -> None:
+    source = ListSource(3)
+    source.reconnects, source.gave_up = 4, True
+    summary = Pipeline(source, model(), [NullSink()]).run()
+    assert (summary.streams[0].reconnects, summary.streams[0].gave_up) == (4, True)
+    assert "serve" not in summary.stages_ms  # no view, no stage
