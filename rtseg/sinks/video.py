@@ -54,10 +54,17 @@ def check_preset(preset: str) -> str:
 
 
 class _PyAvWriter:
-    def __init__(self, path: Path, fps: float, size_wh: tuple[int, int], preset: str) -> None:
+    def __init__(self, path: Path, fps: float, size_wh: tuple[int, int], preset: str, *,
+                 fragmented: bool = False) -> None:
         import av
 
-        self._container = av.open(str(path), "w")
+        mp4 = path.suffix.lower() in (".mp4", ".m4v", ".mov")
+        # fragmented MP4: a header up front, then a self-contained fragment per keyframe, so a file cut at any
+        # point (a crash, a power loss) plays up to its last fragment; Matroska is cut-tolerant by design
+        options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"} if fragmented and mp4 else {}
+        if fragmented:  # each packet reaches the file now, not when an I/O buffer fills
+            options["flush_packets"] = "1"
+        self._container = av.open(str(path), "w", options=options)
         rate = Fraction(fps).limit_denominator(1001)
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.width, self._stream.height = size_wh
@@ -65,7 +72,10 @@ class _PyAvWriter:
         even = size_wh[0] % 2 == 0 and size_wh[1] % 2 == 0
         self._stream.pix_fmt = "yuv420p" if even else "yuv444p"
         self._i420 = even
-        self._stream.options = {"preset": preset, "crf": "23"}
+        codec_options = {"preset": preset, "crf": "23"}
+        if fragmented:  # a keyframe, hence a fragment, every half second: a cut loses less than a second
+            codec_options["g"] = str(max(1, round(fps / 2)))
+        self._stream.options = codec_options
         self._time_base = 1 / rate
         self._stream.codec_context.time_base = self._time_base
         self._av = av
@@ -118,6 +128,11 @@ def _h264_available() -> bool:
 class VideoFileSink:
     """Writes annotated frames to a video file.
 
+    From a live source (``live=True``: a run that may last days, and end by a crash or a power cut) the file is
+    written under its final name from the start, as fragmented MP4 (or Matroska) with a keyframe every half
+    second and each packet flushed to the file, so that it plays up to less than a second before its end at any
+    moment: while the run goes on, and after it died.
+
     Args:
         path: output file; ``.mp4``, ``.mkv``, ``.mov`` and ``.m4v`` get H.264 when PyAV's libx264 is
             installed (MPEG-4 Part 2 otherwise), ``.avi`` gets Motion-JPEG.
@@ -128,8 +143,9 @@ class VideoFileSink:
 
     needs_image = True
 
-    def __init__(self, path: Path, fps: float, preset: str = "superfast") -> None:
+    def __init__(self, path: Path, fps: float, preset: str = "superfast", *, live: bool = False) -> None:
         self.path = check_writable(Path(path), what="video")
+        self.live = live
         self.preset = check_preset(preset)
         if self.path.suffix.lower() not in VIDEO_SUFFIXES:
             raise SinkError(f"cannot write video {self.path}: use one of {', '.join(VIDEO_SUFFIXES)}")
@@ -141,10 +157,10 @@ class VideoFileSink:
         self._partial = PartialFile(self.path)
 
     def _open(self, size_wh: tuple[int, int]) -> None:
-        temp = self._partial.temp
+        temp = self._partial.temp if not self.live else self.path
         try:
             if self.path.suffix.lower() != ".avi" and _h264_available():
-                self._writer = _PyAvWriter(temp, self.fps, size_wh, self.preset)
+                self._writer = _PyAvWriter(temp, self.fps, size_wh, self.preset, fragmented=self.live)
             else:
                 self._writer = _OpenCvWriter(temp, self.fps, size_wh)
         except OSError as exc:
@@ -176,9 +192,11 @@ class VideoFileSink:
             return
         try:
             writer.close()
-            self._partial.commit()
+            if not self.live:
+                self._partial.commit()
         except Exception as exc:
-            self._partial.discard()
+            if not self.live:  # a live run's file is fragmented: what was written still plays
+                self._partial.discard()
             if isinstance(exc, writer.errors):
                 raise SinkError(f"cannot write video {self.path}: {reason(exc)}") from None
             raise
