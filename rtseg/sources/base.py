@@ -9,11 +9,11 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from rtseg.config import check_options
 from rtseg.errors import SourceError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".m4v", ".webm", ".ts", ".mpg", ".mpeg", ".wmv", ".flv")
 
 
 class Source(Protocol):
@@ -48,18 +48,40 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-def open_source(spec: str, *, image_fps: float = 10.0) -> Source:
+def open_source(spec: str, *, image_fps: float = 10.0, reconnect: int | None = None,
+                stall_timeout: float = 10.0) -> Source:
     """Open what the user typed as a source.
 
     A whole number is a camera index; ``rtsp://``, ``http(s)://``, ``udp://``, ``tcp://``, ``rtmp://`` and
     ``srt://`` are network streams; a folder or a glob pattern is a sequence of images; any other path is
     a video file (or a single image).
 
+    A live stream is reopened whenever it drops or stalls (:class:`~rtseg.sources.video.VideoSource`). An
+    ``http(s)`` URL is live whatever its name (``.ts``, ``.m3u8``, ``.mjpg``): only one whose server gives a
+    length, a video file on a web server, is read as a file, to its end, once.
+
+    Args:
+        spec: what the user typed.
+        image_fps: frame rate given to an image folder.
+        reconnect: reopen attempts in a row before a stream that dropped is given up (it then ends, with
+            ``gave_up`` set); ``None``: forever.
+        stall_timeout: seconds without a frame, the stream still connected, before it is reopened; also
+            FFmpeg's open and read timeout, so a read never blocks longer.
+
     Raises:
+        ConfigError: ``reconnect`` or ``stall_timeout`` out of range.
         SourceError: the path does not exist, the URL scheme is not supported, or it cannot be opened.
+
+    Example:
+        >>> from rtseg.sources import open_source
+        >>> source = open_source(clip)   # clip: a video file's path
+        >>> source.live, source.read().shape
+        (False, (240, 320, 3))
+        >>> source.close()
     """
     from rtseg.sources.video import VideoSource
 
+    check_options(reconnect=reconnect, stall_timeout=stall_timeout)
     text = str(spec).strip()
     if text.isdigit():
         return VideoSource.camera(int(text))
@@ -67,8 +89,8 @@ def open_source(spec: str, *, image_fps: float = 10.0) -> Source:
         scheme = text.split("://", 1)[0].lower()
         if scheme not in STREAM_SCHEMES:
             raise SourceError(f"unsupported URL {text!r}: rtseg reads {', '.join(s + '://' for s in STREAM_SCHEMES)}")
-        finite = scheme in ("http", "https") and Path(text.split("?", 1)[0]).suffix.lower() in VIDEO_SUFFIXES
-        return VideoSource.stream(text, live=not finite)
+        live = None if scheme in ("http", "https") else True  # http(s): a live stream, or a file with a length
+        return VideoSource.stream(text, live=live, max_reconnects=reconnect, stall_timeout_s=float(stall_timeout))
     try:
         return _open_path(text, image_fps)
     except OSError as exc:  # a file or folder the user may not read, a name too long, ...

@@ -1,8 +1,9 @@
 """Stops stay prompt and failures stay one line, through the real CLI (issue 22, items 5 and 6).
 
-Stops: a live stream served by FFmpeg on 127.0.0.1 that stalls (the server is frozen with SIGSTOP) or drops
-(the server is killed) and then Ctrl-C; SIGTERM while one huge frame is being inferred; SIGTERM while the
-model is still exporting. Errors: unreadable inputs, a truncated checkpoint, corrupt images whose decoders
+Stops: a live stream served by FFmpeg on 127.0.0.1 that stalls (the TCP server is frozen with SIGSTOP), drops
+(the TCP server is killed) or vanishes (the UDP sender is killed) and then Ctrl-C; two Ctrl-C in quick
+succession; SIGTERM while rtseg starts, while one huge frame is being inferred, while the model is still
+exporting. Errors: unreadable inputs, a truncated checkpoint, corrupt images whose decoders
 print on their own, an exception from Ultralytics' trainer.
 """
 
@@ -23,7 +24,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.support import NONET, ROOT, count_frames, free_port, run_cli, wait_listening
+from tests.streams_support import StreamServer
+from tests.support import NONET, ROOT, count_frames, run_cli
 
 SEMANTIC_CHECKPOINT = ROOT / "rtseg" / "assets" / "linknet-pets.pt"
 
@@ -67,20 +69,11 @@ def _stop(proc: subprocess.Popen, sig: int) -> tuple[float, str]:
 
 
 @pytest.fixture
-def stream_server(video30: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """As the ``tcp_stream`` fixture (FFmpeg plays a clip in a loop, in real time, as MPEG-TS over TCP on
-    127.0.0.1), with the server process too, so a test can freeze or kill it."""
-    ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="needs imageio-ffmpeg for a loopback stream").get_ffmpeg_exe()
-    url = f"tcp://127.0.0.1:{free_port()}"
-    server = subprocess.Popen([ffmpeg, "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", str(video30),
-                               "-c:v", "mpeg4", "-q:v", "5", "-f", "mpegts", f"{url}?listen=1"],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_listening(int(url.rsplit(":", 1)[1]), server)
-        yield url, server
-    finally:
-        server.kill()  # SIGKILL ends a stopped process too
-        server.wait(timeout=10)
+def stream_server(video30: Path, request: pytest.FixtureRequest) -> Iterator[StreamServer]:
+    """FFmpeg plays a clip in a loop, in real time, as MPEG-TS on 127.0.0.1 (over TCP unless the test is
+    parametrised with ``protocol``), in a :class:`tests.streams_support.StreamServer` a test can freeze or kill."""
+    with StreamServer(video30, getattr(request, "param", "tcp")) as server:
+        yield server
 
 
 def _assert_complete(jsonl: Path, out: Path, url: str) -> None:
@@ -92,28 +85,82 @@ def _assert_complete(jsonl: Path, out: Path, url: str) -> None:
     assert frames == len(records) and hw == (240, 320)
 
 
-@pytest.mark.parametrize("how", ["stalled", "dropped"])
+def _no_crash(proc: subprocess.Popen, err: str) -> None:
+    assert proc.returncode not in (-signal.SIGSEGV, -signal.SIGABRT, 128 + signal.SIGSEGV), err[-1500:]
+    for sign in ("Segmentation fault", "core dumped", "Fatal Python error", "terminate called", "Traceback"):
+        assert sign not in err, err[-1500:]
+
+
+@pytest.mark.parametrize(("stream_server", "how"), [("tcp", "stalled"), ("tcp", "dropped"), ("udp", "vanished")],
+                         indirect=["stream_server"])
 def test_ctrl_c_on_a_stalled_or_dropped_stream_stops_promptly_and_keeps_the_outputs(
-        stream_server: tuple[str, subprocess.Popen], how: str, tmp_path: Path) -> None:
-    """A stalled stream leaves the decode thread inside FFmpeg's read (OpenCV waits 30 s for data); a dropped
-    one sends rtseg into its reconnect back-off. Either way Ctrl-C ends the run within seconds, with no crash,
-    a playable video and a JSONL record for each of its frames."""
-    url, server = stream_server
+        stream_server: StreamServer, how: str, tmp_path: Path) -> None:
+    """Stalled (the TCP server frozen with SIGSTOP: connected, silent) or vanished (the UDP sender killed: no
+    error ever reaches the reader), the decode thread is blocked inside FFmpeg's read until its timeout (the
+    stall timeout, 10 s); dropped (the TCP server killed), rtseg is in its reconnect back-off. Either way Ctrl-C
+    ends the run within seconds: exit 130, no crash (the capture is never released under the blocked read), a
+    playable video and a JSONL record for each of its frames. The process is gone, so nothing can crash later
+    when the read returns."""
+    server = stream_server
     jsonl, out = tmp_path / "live.jsonl", tmp_path / "live.mp4"
-    proc = _start_cli("run", url, "--jsonl", str(jsonl), "--out", str(out), "--workers", "1")
+    proc = _start_cli("run", server.url, "--jsonl", str(jsonl), "--out", str(out), "--workers", "1")
     _wait_for(lambda: _lines(jsonl) >= 5 or _lines(partial(jsonl)) >= 5, proc)
     if how == "stalled":
-        server.send_signal(signal.SIGSTOP)  # the connection stays open; no byte arrives any more
+        server.freeze()  # the connection stays open; no byte arrives any more
     else:
         server.kill()
-    time.sleep(2.0)  # stalled: the read is blocked by now; dropped: the back-off has begun
+    time.sleep(2.0)  # stalled, vanished: the read is blocked by now; dropped: the back-off has begun
     seconds, err = _stop(proc, signal.SIGINT)
     assert proc.returncode == 130, err
     assert seconds < 5, f"Ctrl-C took {seconds:.1f} s: {err[-1500:]}"
-    assert "Traceback" not in err and "stopped after" in err
+    _no_crash(proc, err)
+    assert "stopped after" in err
     if how == "dropped":
         assert "reconnecting" in err
-    _assert_complete(jsonl, out, url)
+    _assert_complete(jsonl, out, server.url)
+
+
+def test_two_ctrl_c_in_quick_succession_still_finalize_the_outputs(tmp_path: Path) -> None:
+    """An impatient double press: the second Ctrl-C, 0.05 s after the first, lands while the outputs are being
+    closed; it must not abort that (the MP4 would have no index: unplayable)."""
+    from tests.support import write_video
+
+    clip = write_video(tmp_path / "long.avi", frames=300)
+    jsonl, out = tmp_path / "x.jsonl", tmp_path / "x.mp4"
+    proc = _start_cli("run", str(clip), "--jsonl", str(jsonl), "--out", str(out), "--workers", "1")
+    _wait_for(lambda: _lines(jsonl) >= 5 or _lines(partial(jsonl)) >= 5, proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    seconds, err = _stop(proc, signal.SIGINT)
+    assert proc.returncode == 130, err
+    _no_crash(proc, err)
+    assert "stopped after" in err and "aborted" not in err
+    records = len(jsonl.read_text().splitlines())
+    assert count_frames(out) == (records, (240, 320))
+    assert not partial(out).exists() and not partial(jsonl).exists()
+
+
+def _sigterm_caught(pid: int) -> bool:
+    with open(f"/proc/{pid}/status") as f:
+        caught = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+    return bool(caught & (1 << (signal.SIGTERM - 1)))
+
+
+def test_sigterm_while_starting_exits_130_not_killed(video30: Path, tmp_path: Path) -> None:
+    """SIGTERM is handled from the first lines of the entry point, before the imports (typer, NumPy, ...): a
+    service manager stopping rtseg while it starts gets exit 130 and one line, as from Ctrl-C, not a process
+    killed by the signal (exit -15) with nothing said."""
+    proc = _start_cli("run", str(video30), "--jsonl", str(tmp_path / "x.jsonl"))
+    deadline = time.monotonic() + 30
+    while not _sigterm_caught(proc.pid) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.001)
+    with open(f"/proc/{proc.pid}/maps") as f:
+        numpy_loaded = "_multiarray_umath" in f.read()
+    seconds, err = _stop(proc, signal.SIGTERM)
+    assert not numpy_loaded, "SIGTERM is handled only after the heavy imports"
+    assert proc.returncode == 130, err
+    assert seconds < 3 and "Traceback" not in err
+    assert [line for line in err.splitlines() if line.strip()] == ["rtseg: interrupted while starting"]
 
 
 def partial(path: Path) -> Path:

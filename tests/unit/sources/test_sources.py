@@ -60,9 +60,9 @@ def test_stream_reconnects_with_backoff_then_gives_up(caplog) -> None:
     frames = 0
     while source.read() is not None:
         frames += 1
-    assert frames == 5 and source.reconnects == 1
+    assert frames == 5 and source.reconnects == 1 and source.gave_up
     text = caplog.text
-    assert "reconnecting" in text and "reconnected" in text and "gave up after 2" in text
+    assert "reconnecting" in text and "is back after" in text and "gave up after 2" in text
 
 
 def test_stream_that_never_opens_is_an_error() -> None:
@@ -70,16 +70,19 @@ def test_stream_that_never_opens_is_an_error() -> None:
         VideoSource("rtsp://down", lambda: FakeCapture(0, opened=False), live=True, reconnect=True, what="stream")
 
 
-def test_http_file_urls_are_not_live(monkeypatch) -> None:
+def test_http_urls_are_decided_by_the_server_not_the_name(monkeypatch) -> None:
+    """A name says nothing (``live.ts``, ``clip.mp4``, ``cam.mjpg``): the capture decides, once open (live unless
+    its server gives a length: tests/unit/sources/test_video_reconnect.py)."""
     seen = {}
 
-    def fake_stream(url, *, live):  # noqa: ANN001, ANN202
+    def fake_stream(url, *, live, **_):  # noqa: ANN001, ANN003, ANN202
         seen[url] = live
 
     monkeypatch.setattr(VideoSource, "stream", staticmethod(fake_stream))
-    open_source("http://127.0.0.1:8000/clip.mp4")
-    open_source("rtsp://127.0.0.1/live")
-    assert seen == {"http://127.0.0.1:8000/clip.mp4": False, "rtsp://127.0.0.1/live": True}
+    for url in ("http://127.0.0.1:8000/clip.mp4", "https://127.0.0.1/live.ts", "rtsp://127.0.0.1/live"):
+        open_source(url)
+    assert seen == {"http://127.0.0.1:8000/clip.mp4": None, "https://127.0.0.1/live.ts": None,
+                    "rtsp://127.0.0.1/live": True}
 
 
 def test_http_stream_from_local_server(tmp_path) -> None:
@@ -97,7 +100,7 @@ def test_http_stream_from_local_server(tmp_path) -> None:
         n = 0
         while source.read() is not None:
             n += 1
-        assert n == 12 and not source.live
+        assert n == 12 and not source.live and source.frame_count == 12  # a file on a web server: read once
     finally:
         server.shutdown()
 
