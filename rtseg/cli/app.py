@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from rtseg.cli import run as run_commands
+from rtseg.cli import serve as serve_commands
 from rtseg.cli.common import TRUST_WEIGHTS_HELP, apply_trust, check_report_paths
 from rtseg.cli.common import fail as _fail
 from rtseg.cli.common import setup_logging as _setup_logging
@@ -220,6 +221,7 @@ def version() -> None:
 from rtseg.cli.data import register  # noqa: E402
 
 register(app)  # eval, train, convert
+serve_commands.register(app)  # serve --webrtc
 use_rtseg_commands(app)
 
 

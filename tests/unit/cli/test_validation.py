@@ -10,7 +10,7 @@ from rtseg.cli.app import app
 from rtseg.cli.common import as_flags
 from rtseg.config import LIMITS, max_workers
 
-COMMANDS = ["run", "demo", "bench", "eval", "train", "export", "convert"]
+COMMANDS = ["run", "demo", "bench", "eval", "train", "export", "convert", "serve"]
 
 
 def _help(command: str) -> str:
