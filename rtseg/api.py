@@ -23,10 +23,19 @@ from rtseg.backends.weights import weights_trusted
 from rtseg.config import check_options
 from rtseg.errors import ConfigError, SourceError
 from rtseg.overlay.annotator import Annotator
-from rtseg.pipeline.assemble import Drawing, Outputs, build_streams, check_outputs, default_outputs, written_paths
+from rtseg.pipeline.assemble import (
+    Drawing,
+    LiveOutputs,
+    Outputs,
+    build_streams,
+    check_outputs,
+    default_outputs,
+    written_paths,
+)
 from rtseg.pipeline.core import Pipeline, Stream
 from rtseg.pipeline.loading import RunOptions, load_models
 from rtseg.pipeline.streams import RunSummary
+from rtseg.sinks.segments import parse_duration
 from rtseg.sources.arrays import ArraySource
 from rtseg.sources.base import IMAGE_SUFFIXES, Source, open_source
 from rtseg.types import Frame, FrameResult
@@ -234,6 +243,10 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
         save_frames: str | Path | None = None, save_labels: str | Path | None = None, track: str | None = None,
         trails: int = 0, max_frames: int | None = None, batch: int | None = None, video_preset: str = "auto",
         hud: bool | None = None, alpha: float = 0.45, semantic_alpha: float = 0.35, image_fps: float = 10.0,
+        serve: str | int | Any = None, serve_token: str | None = None, webhook: str | None = None,
+        mqtt: str | None = None, every: int | None = None, on_change: bool = False, event_masks: bool = False,
+        reconnect: int | None = None,
+        stall_timeout: float = 10.0, segment: str | float | None = None,
         stop: threading.Event | None = None, on_start: Callable[[int | None], None] | None = None,
         on_frame: Callable[[Frame, FrameResult], None] | None = None, **model_options: Any) -> RunSummary:
     """Everything ``rtseg run`` does: segment every frame of each source and write the outputs.
@@ -245,8 +258,9 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
     Args:
         sources: a video file, camera index, image folder or glob, stream URL, or a list of them.
         model: weights or a model name (as :func:`load_model`), or a loaded :class:`Segmenter`.
-        out: annotated video (``.mp4/.mkv/.mov``: H.264; ``.avi``: MJPEG).
-        jsonl: JSON Lines, one record per frame (:meth:`FrameResult.to_dict`).
+        out: annotated video (``.mp4/.mkv/.mov``: H.264; ``.avi``: MJPEG). From a live source it is fragmented
+            MP4, playable at any moment, even after a crash.
+        jsonl: JSON Lines, one record per frame (:meth:`FrameResult.to_dict`); ``"-"``: standard output.
         show: a live window (q or Esc quits).
         save_frames: folder for annotated JPEG frames. save_labels: folder for semantic label maps.
         track: ``"bytetrack"`` or ``"botsort"``: persistent instance ids. trails: draw paths over N frames.
@@ -254,6 +268,18 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
         batch: frames per inference call (default: one of each source).
         video_preset: x264 preset of ``out``; ``auto``: ``ultrafast`` with the model on the CPU, else ``superfast``.
         hud: draw frame index and FPS; default: only in a window, never burned into written files.
+        serve: ``[HOST:]PORT`` (host 127.0.0.1 unless given): a browser view of the run (MJPEG per source,
+            snapshots, ``/stats.json``, ``/events``); or a started :class:`rtseg.serve.view.LiveView`, which the
+            run leaves running. serve_token: every request must carry it (default ``$RTSEG_SERVE_TOKEN``).
+        webhook: POST each record (JSON) to this URL; mqtt: publish it to ``mqtt://host:port/topic``. Both are
+            checked at start-up, send from a bounded queue (a slow peer loses records, counted, and never slows
+            the run) and retry. every: only every Nth frame's record; on_change: only when a class or track
+            appears or leaves (with ``every`` too: the changes, and a heartbeat after N frames without one).
+            event_masks: records with masks (COCO RLE: ~10x the bytes, ~1 ms per record at 720p); the JSONL
+            always has them.
+        reconnect: attempts in a row before a live stream that dropped is given up (default: forever);
+            stall_timeout: reopen a stream that is connected but sent no frame for this many seconds.
+        segment: a new video / JSONL file every so long (``"10m"``, ``"1h"``, seconds): ``out_000.mp4``, ...
         stop: set it to end the run after the current frame (outputs are finalized).
         on_start: called once, once the sources are open and the model loaded but before any output opens,
             with the total frame count (None when unknown: live).
@@ -263,7 +289,8 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
 
     Returns:
         The run's :class:`~rtseg.pipeline.streams.RunSummary`: frames, FPS, per-stage latency, whether it was
-        interrupted, and ``outputs`` (the paths written).
+        interrupted, ``outputs`` (the paths written), ``events`` (records sent and dropped per event output) and
+        each stream's ``reconnects`` and ``gave_up``.
 
     Raises:
         SinkError: before any source opens or model loads, when an output cannot be written, is an input
@@ -285,20 +312,37 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
 
         check_preset(video_preset)
     check_options(trails=trails, max_frames=max_frames, batch=batch, alpha=alpha, semantic_alpha=semantic_alpha,
-                  image_fps=image_fps, **model_options)  # before any source opens or model loads
+                  image_fps=image_fps, every=every, reconnect=reconnect, stall_timeout=stall_timeout,
+                  **model_options)  # before any source opens or model loads
+    segment_s = parse_duration(segment) if segment not in (None, "") else None
     if isinstance(model, Segmenter) and model_options:
         raise ConfigError(f"{', '.join(model_options)}: pass model options to load_model, not with a Segmenter")
     if model_options.get("tile") and (batch or 1) > 1:
         raise ConfigError(f"batch={batch} with tile={model_options['tile']}: the tiles of a frame are already one "
                           "batch; use batch=1")
-    outputs = default_outputs(specs, Outputs(out=_path(out), jsonl=_path(jsonl), save_frames=_path(save_frames),
-                                             save_labels=_path(save_labels), show=show))
+    outputs = Outputs(out=_path(out), jsonl=_path(jsonl), save_frames=_path(save_frames),
+                      save_labels=_path(save_labels), show=show)
+    if not (serve not in (None, "") or webhook or mqtt):  # the view and events are outputs too
+        outputs = default_outputs(specs, outputs)
     model_files = [m for m in (model, model_options.get("semantic"), model_options.get("class_file"))
                    if isinstance(m, (str, Path)) and m]
-    check_outputs(specs, outputs, inputs=model_files)  # before any source opens or model loads
+    check_outputs(specs, outputs, inputs=model_files, segmented=segment_s is not None)  # before any work
+    live = LiveOutputs(every=every, on_change=on_change, event_masks=event_masks, segment_s=segment_s)
+    own_view = serve not in (None, "") and isinstance(serve, (str, int))
     opened: list[Source] = []
     try:
-        opened += [open_source(s, image_fps=image_fps) for s in specs]  # every source checked up front
+        if own_view:  # a port in use or a bad host: one line now, before the model loads
+            from rtseg.serve.view import LiveView
+
+            live.view = LiveView(str(serve), token=serve_token).start()
+        elif serve not in (None, ""):
+            live.view = serve
+        if webhook or mqtt:  # unreachable peers: one line now
+            from rtseg.sinks.events import open_event_outputs
+
+            live.events = open_event_outputs(webhook=webhook or None, mqtt=mqtt or None)
+        opened += [open_source(s, image_fps=image_fps, reconnect=reconnect, stall_timeout=stall_timeout)
+                   for s in specs]  # every source checked up front
         if not isinstance(model, Segmenter):
             model = load_model(model, **model_options)
         if outputs.save_labels is not None and model.semantic is None:
@@ -317,16 +361,36 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
                           semantic_alpha=semantic_alpha, trails=trails, palette=model.palette)
         streams = build_streams(specs, opened, outputs, drawing, names=model.names,
                                 semantic_names=model.semantic_names, semantic_palette=model.semantic_palette,
-                                track=track, min_score=getattr(model.instance, "conf", None), video_preset=preset)
+                                track=track, min_score=getattr(model.instance, "conf", None), video_preset=preset,
+                                live=live)
     except BaseException:
         for src in opened:
             src.close()
+        _close_live(live, own_view)
         raise
     pipeline = Pipeline.multi(streams, model.instance, max_frames=max_frames, stop=stop, semantic=model.semantic,
                               batch=batch, on_frame=on_frame)
-    summary = pipeline.run()  # closes every sink and source
+    try:
+        summary = pipeline.run()  # closes every sink and source
+    finally:
+        events = _close_live(live, own_view)
     summary.outputs = written_paths(streams)
+    summary.events = events
     return summary
+
+
+def _close_live(live: LiveOutputs, own_view: bool) -> dict[str, dict[str, int]]:
+    """Flush and close the event outputs (what cannot be sent within a few seconds is counted as dropped) and
+    stop the view this run started; each event output's counts."""
+    stats = {}
+    for output in live.events:
+        try:
+            output.close(timeout=2.0)  # type: ignore[attr-defined]
+        finally:
+            stats[output.name] = output.stats()  # type: ignore[attr-defined]
+    if own_view and live.view is not None:
+        live.view.stop()  # type: ignore[attr-defined]
+    return stats
 
 
 def _path(value: str | Path | None) -> Path | None:

@@ -92,6 +92,9 @@ LIMITS: dict[str, Limit] = {
     "minutes": Limit(0, integer=False, above=True),
     "lr": Limit(0, integer=False, above=True),  # too high a rate is caught as divergence, with its value
     "workspace_gb": Limit(0, 1024, integer=False, above=True),
+    "every": Limit(1),  # event outputs: every Nth frame
+    "reconnect": Limit(0),  # attempts in a row before a live stream is given up (None: forever)
+    "stall_timeout": Limit(0, 3600, integer=False, above=True),
 }
 
 

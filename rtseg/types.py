@@ -166,6 +166,7 @@ class FrameResult:
         timestamp_s: position of the frame in its source, in seconds.
         timings: per-stage timings of this frame.
         names, semantic_names: class names of the models that made it (``class_names``, ``to_dict``).
+        analytics: the frame's zone counts, line totals and events (:mod:`rtseg.analytics`), or None.
 
     Example:
         >>> import numpy as np
@@ -187,6 +188,7 @@ class FrameResult:
     timings: StageTimings = field(default_factory=StageTimings)
     names: tuple[str, ...] = ()
     semantic_names: tuple[str, ...] = ()
+    analytics: dict | None = None
 
     def __post_init__(self) -> None:
         for name, dtype, tail in (("boxes_xyxy", np.float32, (4,)), ("scores", np.float32, ()),
@@ -244,7 +246,8 @@ class FrameResult:
     def to_dict(self, frame: Frame | None = None, *, source: str | None = None, path: str | None = None,
                 names: tuple[str, ...] | None = None, semantic_names: tuple[str, ...] | None = None) -> dict:
         """The frame's JSON Lines record (what ``rtseg run --jsonl`` writes): boxes, scores, class ids and
-        names, track ids, masks as COCO compressed RLE, semantic classes with their area and RLE, timings.
+        names, track ids, masks as COCO compressed RLE, semantic classes with their area and RLE, the
+        analytics record when there is one, timings.
 
         Example:
             >>> import json, numpy as np
@@ -280,6 +283,8 @@ class FrameResult:
         record.update({"image_hw": list(self.image_hw), "detections": detections})
         if self.semantic is not None:
             record["semantic"] = semantic_record(self.semantic, semantic_names)
+        if self.analytics is not None:
+            record["analytics"] = self.analytics
         record["timings_ms"] = {k: round(v, 3) for k, v in timings.as_ms().items() if k in RECORDED_STAGES}
         return record
 

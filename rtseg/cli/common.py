@@ -29,7 +29,8 @@ PARAMS = ("model semantic backend device half imgsz semantic_imgsz conf iou clas
           "save_frames save_labels track trails max_frames batch video_preset hud alpha semantic_alpha image_fps "
           "format dynamic int8 calib max_batch workspace frames warmup repeats json_out plot_out live "
           "synthetic source split labels images epochs minutes crop scale flips loss lr encoder workspace_gb "
-          "frame_path open_px close_px val_every colour live_fps").split()
+          "frame_path open_px close_px val_every colour live_fps serve serve_token webhook mqtt every on_change "
+          "event_masks reconnect stall_timeout segment").split()
 FLAGS = {"quality": "--semantic-quality", "json_out": "--json", "plot_out": "--plot", "workspace_gb": "--workspace",
          "open_px": "--morph-open", "close_px": "--morph-close", "live_fps": "--live"}
 OFF_FLAGS = {"dynamic": "--static"}  # name=False on the command line; default --no-name

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -20,15 +21,21 @@ from rtseg.tracking import TRACKERS
 
 
 class StopOnSignal:
-    """First Ctrl-C / SIGTERM asks the pipeline to stop after the current frame; a second one aborts.
+    """First Ctrl-C / SIGTERM asks the pipeline to stop after the current frame; the outputs are then always
+    finalized, whatever else arrives while they are: a second signal within :attr:`ABORT_AFTER_S` of the first
+    (an impatient double press) is ignored; a later one aborts (a stop that hangs), outputs or not.
 
     Until :meth:`started` (sources opening, the model loading or exporting: nothing written yet) the first
     one aborts at once, rather than after a load that can take a while.
     """
 
+    ABORT_AFTER_S = 3.0  # a stop takes about 1 s (rtseg.pipeline.core's grace) plus the outputs' closing
+
     def __init__(self) -> None:
         self.event = threading.Event()
         self.writing = False
+        self.ignored = 0  # signals that came while the outputs were being finalized
+        self._first_s: float | None = None
         self._previous: dict[int, object] = {}
 
     def started(self) -> None:
@@ -36,10 +43,20 @@ class StopOnSignal:
         self.writing = True
 
     def _handle(self, signum: int, _frame: object) -> None:
-        if self.event.is_set() or not self.writing:
+        # Runs on the main thread between two bytecodes, possibly inside a sink's close: it must not print
+        # (a write to stderr under way would raise "reentrant call") nor raise while the outputs are closing.
+        now = time.monotonic()
+        if not self.writing:
             self.event.set()
             raise KeyboardInterrupt
-        self.event.set()
+        if self._first_s is None:
+            self._first_s = now
+            self.event.set()
+            return
+        if now - self._first_s < self.ABORT_AFTER_S:
+            self.ignored += 1
+            return
+        raise KeyboardInterrupt
 
     def __enter__(self) -> StopOnSignal:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -58,7 +75,13 @@ def print_summary(summary: Any) -> None:
              + (f", {summary.dropped} dropped (live source)" if summary.dropped else "")]
     for stream in several:  # each stream's own rate: its frames over the time to its last frame
         lines.append(f"  {stream.source}: {stream.frames} frames, {stream.fps:.1f} FPS"
-                     + (f", {stream.dropped} dropped" if stream.dropped else ""))
+                     + (f", {stream.dropped} dropped" if stream.dropped else "")
+                     + (f", {stream.reconnects} reconnects" if stream.reconnects else ""))
+    if not several and summary.streams and summary.streams[0].reconnects:
+        lines.append(f"  reconnected {summary.streams[0].reconnects} times")
+    for name, counts in getattr(summary, "events", {}).items():  # webhook, mqtt
+        lines.append(f"  {name}: {counts.get('sent', 0)} records sent, {counts.get('dropped', 0)} dropped, "
+                     f"{counts.get('failed', 0)} failed")
     if summary.stages_ms:
         lines.append(f"  {'stage':<12}{'p50 ms':>9}{'p95 ms':>9}")
         for name, stats in summary.stages_ms.items():
@@ -94,7 +117,8 @@ class Progress:
 
 def run_and_report(sources: list[str], model: str | None, *, quiet: bool, **options: Any) -> int:
     """Call :func:`rtseg.run` with a progress bar and Ctrl-C handling; print the summary; return the exit
-    code. Errors become one line on stderr (exit 2)."""
+    code. Errors become one line on stderr (exit 2), as does a live stream given up after ``reconnect``
+    attempts (the other streams ran on; every output is complete)."""
     import rtseg
 
     progress = Progress(f"{len(sources)} sources" if len(sources) > 1 else sources[0], quiet)
@@ -122,11 +146,18 @@ def run_and_report(sources: list[str], model: str | None, *, quiet: bool, **opti
         print_summary(summary)
         if not model:
             typer.echo(f"rtseg: {FULL_MODEL_HINT}", err=True)
+    gave_up = [s for s in summary.streams if getattr(s, "gave_up", False)]
     if summary.interrupted:
         per_stream = (f" ({', '.join(f'{s.source} {s.frames}' for s in summary.streams)})"
                       if len(summary.streams) > 1 else "")
         typer.echo(f"rtseg: stopped after {summary.frames} frames{per_stream}; outputs are complete up to that "
                    "frame", err=True)
+    for stream in gave_up:  # last: the error lines are what the user reads
+        typer.echo(f"rtseg: error: stream {stream.source}: gave up after {options.get('reconnect')} reconnect "
+                   f"attempts; outputs are complete ({stream.frames} frames)", err=True)
+    if gave_up:
+        return 2
+    if summary.interrupted:
         return 0 if summary.user_quit else 130
     return 0
 
@@ -147,9 +178,11 @@ def run(
                                           "such as deeplabv3_mobilenet_v3_large.COCO_WITH_VOC_LABELS_V1 "
                                           "(downloads when online).")] = "",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Annotated video (.mp4/.mkv/.mov: H.264 "
-                                                 "when available; .avi: MJPEG).")] = None,
+                                                 "when available; .avi: MJPEG). From a live source: fragmented "
+                                                 "MP4, playable at any moment, even after a crash.")] = None,
     jsonl: Annotated[Optional[Path], typer.Option(help="JSON Lines, one record per frame: boxes, scores, "
-                                                   "classes, masks as COCO RLE, semantic classes.")] = None,
+                                                   "classes, masks as COCO RLE, semantic classes. '-': standard "
+                                                   "output (logs stay on stderr).")] = None,
     show: Annotated[bool, typer.Option("--show", help="Live window; q or Esc quits.")] = False,
     save_frames: Annotated[Optional[Path], typer.Option(help="Folder for annotated frames as JPEG.")] = None,
     save_labels: Annotated[Optional[Path], typer.Option(help="Folder for semantic label maps (PNG, pixel = "
@@ -222,6 +255,37 @@ def run(
     semantic_alpha: Annotated[float, typer.Option(help=ranged("semantic_alpha", "Semantic colour opacity."))] = 0.35,
     image_fps: Annotated[float, typer.Option(help=ranged("image_fps", "Frame rate given to image folders in "
                                               "the output video."))] = 10.0,
+    serve: Annotated[Optional[str], typer.Option(help="Watch the run in a browser: serve the live annotated view "
+                                                 "on [HOST:]PORT (host 127.0.0.1, this machine only, unless "
+                                                 "given; 0.0.0.0:8080 for the network). Routes: / (the page), "
+                                                 "/stream/NAME.mjpg, /frame/NAME.jpg, /stats.json, /events.",
+                                                 rich_help_panel="Live")] = None,
+    serve_token: Annotated[Optional[str], typer.Option(help="Every request to --serve must carry this token "
+                                                       "(?token=... once; the page keeps it). Default: "
+                                                       "$RTSEG_SERVE_TOKEN.", rich_help_panel="Live")] = None,
+    webhook: Annotated[Optional[str], typer.Option(help="POST each frame's JSON record to this URL (retried; a "
+                                                   "slow server loses records, counted, never slows the run).",
+                                                   rich_help_panel="Live")] = None,
+    mqtt: Annotated[Optional[str], typer.Option(help="Publish each record to mqtt://HOST[:PORT]/TOPIC "
+                                                "(?qos=1 for at-least-once).", rich_help_panel="Live")] = None,
+    every: Annotated[Optional[int], typer.Option(help=ranged("every", "Send only every Nth frame's record to "
+                                                 "--webhook / --mqtt."), rich_help_panel="Live")] = None,
+    on_change: Annotated[bool, typer.Option("--on-change", help="Send a record to --webhook / --mqtt only when "
+                                            "a class or a track appears or leaves.",
+                                            rich_help_panel="Live")] = False,
+    event_masks: Annotated[bool, typer.Option("--event-masks", help="Put the masks (COCO RLE) in the --webhook / "
+                                              "--mqtt records too (about 10x the bytes).",
+                                              rich_help_panel="Live")] = False,
+    reconnect: Annotated[Optional[int], typer.Option(help=ranged("reconnect", "Give a dropped live stream up "
+                                                     "after this many reconnect attempts in a row (the run then "
+                                                     "exits 2). Default: retry forever."),
+                                                     rich_help_panel="Live")] = None,
+    stall_timeout: Annotated[float, typer.Option(help=ranged("stall_timeout", "Reopen a live stream that is "
+                                                 "connected but sent no frame for this many seconds."),
+                                                 rich_help_panel="Live")] = 10.0,
+    segment: Annotated[Optional[str], typer.Option(help="Start a new --out video and --jsonl file every so long "
+                                                   "(90s, 10m, 1h): OUT_000.mp4, OUT_001.mp4, ... for runs of "
+                                                   "days.", rich_help_panel="Live")] = None,
     trust: Annotated[bool, typer.Option("--trust-weights", help=TRUST_WEIGHTS_HELP)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what each stage does.")] = False,
@@ -240,6 +304,8 @@ def run(
       rtseg run street.mp4 --model yolo.pt --semantic deeplab.pt -o both.mp4 (combined)
       rtseg run drone.mp4 --track --trails 30 --jsonl tracks.jsonl          (ByteTrack; --track botsort)
       rtseg run a.mp4 b.mp4 rtsp://cam/live -o out.mp4   (one batched pipeline: out_a.mp4, out_b.mp4, ...)
+      rtseg run rtsp://cam/live --serve 8080 --jsonl - --segment 1h -o cam.mp4   (browser view, records on stdout)
+      rtseg run 0 --mqtt mqtt://broker/cam0 --on-change          (an event when a class or track comes or goes)
     """
     setup_logging(verbose)
     apply_trust(trust)
@@ -250,11 +316,29 @@ def run(
                          workers=workers)
     # the library's own checks (rtseg.run makes them again), here before it and PyTorch load: a second, not ten
     check_options(trails=trails, max_frames=max_frames, batch=batch, alpha=alpha, semantic_alpha=semantic_alpha,
-                  image_fps=image_fps, **model_options)
-    code = run_and_report(sources, model or None, quiet=quiet, out=out, jsonl=jsonl, show=show,
-                          save_frames=save_frames, save_labels=save_labels, track=track, trails=trails,
-                          max_frames=max_frames, batch=batch, video_preset=video_preset, hud=hud, alpha=alpha,
-                          semantic_alpha=semantic_alpha, image_fps=image_fps, **model_options)
+                  image_fps=image_fps, every=every, reconnect=reconnect, stall_timeout=stall_timeout,
+                  **model_options)
+    if segment:
+        from rtseg.sinks.segments import parse_duration
+
+        parse_duration(segment)
+    view = None
+    if serve:  # bound now: a port in use is one line before anything loads; the address is printed at once
+        from rtseg.serve.view import LiveView
+
+        view = LiveView(serve, token=serve_token).start()
+        typer.echo(f"rtseg: live view at {view.link}", err=True)
+    live = dict(serve=view, webhook=webhook, mqtt=mqtt, every=every, on_change=on_change, event_masks=event_masks,
+                reconnect=reconnect,
+                stall_timeout=stall_timeout, segment=segment)
+    try:
+        code = run_and_report(sources, model or None, quiet=quiet, out=out, jsonl=jsonl, show=show,
+                              save_frames=save_frames, save_labels=save_labels, track=track, trails=trails,
+                              max_frames=max_frames, batch=batch, video_preset=video_preset, hud=hud, alpha=alpha,
+                              semantic_alpha=semantic_alpha, image_fps=image_fps, **live, **model_options)
+    finally:
+        if view is not None:
+            view.stop()
     if code:
         raise typer.Exit(code)
 

@@ -3,7 +3,7 @@ after the source, and each source's own annotator and tracker (track ids never c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +12,7 @@ from rtseg.overlay.annotator import Annotator
 from rtseg.pipeline.streams import Stream
 from rtseg.sinks import ImageFolderSink, JsonlSink, LabelMapSink, VideoFileSink, WindowSink
 from rtseg.sinks.base import OutputPath, Sink, check_output_paths
+from rtseg.sinks.segments import SegmentedSink, segment_path
 from rtseg.sources.base import Source
 from rtseg.tracking import TRACKERS, Tracker
 
@@ -33,6 +34,26 @@ class Outputs:
 
     def writes_files(self) -> bool:
         return bool(self.out or self.jsonl or self.save_frames or self.save_labels)
+
+
+@dataclass
+class LiveOutputs:
+    """What a run sends out while it goes on, besides its files.
+
+    Attributes:
+        view: the browser view (:class:`rtseg.serve.view.LiveView`); each source gets a sink on it.
+        events: started event outputs (:func:`rtseg.sinks.events.open_event_outputs`: webhook, MQTT), shared by
+            every source; each source gets its own :class:`~rtseg.sinks.events.EventSink` (its own filter).
+        every, on_change: which records the event outputs get (every frame by default); event_masks: with masks.
+        segment_s: rotate the video and JSONL files every so many seconds (``out_000.mp4``, ...).
+    """
+
+    view: object | None = None
+    events: Sequence[object] = ()
+    every: int | None = None
+    on_change: bool = False
+    event_masks: bool = False
+    segment_s: float | None = None
 
 
 @dataclass
@@ -62,7 +83,7 @@ def source_tags(specs: Sequence[str]) -> list[str]:
 
 
 def suffixed(path: Path | None, tag: str, many: bool) -> Path | None:
-    if path is None or not many:
+    if path is None or not many or str(path) == "-":  # "-": standard output, shared
         return path
     return path.with_name(f"{path.stem}_{tag}{path.suffix}")
 
@@ -86,12 +107,15 @@ def stream_outputs(specs: Sequence[str], outputs: Outputs) -> list[Outputs]:
             for tag in source_tags(specs)]
 
 
-def output_paths(specs: Sequence[str], outputs: Outputs) -> list[OutputPath]:
-    """Every path a run writes, after per-source naming."""
+def output_paths(specs: Sequence[str], outputs: Outputs, *, segmented: bool = False) -> list[OutputPath]:
+    """Every path a run writes, after per-source naming (the first part's, ``out_000.mp4``, when segmented)."""
+    def part(path: Path) -> Path:
+        return segment_path(path, 0) if segmented else path
+
     paths = []
     for own in stream_outputs(specs, outputs):
-        paths += [OutputPath("out", own.out, what="video")] if own.out is not None else []
-        paths += [OutputPath("jsonl", own.jsonl, what="JSONL")] if own.jsonl is not None else []
+        paths += [OutputPath("out", part(own.out), what="video")] if own.out is not None else []
+        paths += [OutputPath("jsonl", part(own.jsonl), what="JSONL")] if own.jsonl not in (None, Path("-")) else []
         if own.save_frames is not None:
             paths.append(OutputPath("save_frames", own.save_frames, ImageFolderSink.FILES, what="frames"))
         if own.save_labels is not None:
@@ -99,24 +123,29 @@ def output_paths(specs: Sequence[str], outputs: Outputs) -> list[OutputPath]:
     return paths
 
 
-def check_outputs(specs: Sequence[str], outputs: Outputs, inputs: Sequence[str | Path] = ()) -> None:
+def check_outputs(specs: Sequence[str], outputs: Outputs, inputs: Sequence[str | Path] = (), *,
+                  segmented: bool = False) -> None:
     """Fail before any source opens or model loads when an output cannot be written, or would overwrite a
     source (or another input file: weights, a class file), or two outputs would write one file
     (:func:`rtseg.sinks.base.check_output_paths`)."""
-    check_output_paths(output_paths(specs, outputs), inputs=[*specs, *inputs])
+    check_output_paths(output_paths(specs, outputs, segmented=segmented), inputs=[*specs, *inputs])
 
 
 def build_streams(specs: Sequence[str], sources: Sequence[Source], outputs: Outputs, drawing: Drawing, *,
                   names: tuple[str, ...], semantic_names: tuple[str, ...] = (),
                   semantic_palette: tuple = (), track: str | None = None, min_score: float | None = None,
-                  video_preset: str = "ultrafast") -> list[Stream]:
+                  video_preset: str = "ultrafast", live: LiveOutputs | None = None) -> list[Stream]:
     """One :class:`Stream` per source with its sinks, annotator and tracker. On an error every sink opened so
-    far is closed (the caller still owns the sources)."""
+    far is closed (the caller still owns the sources).
+
+    A live source's video is written fragmented, playable at any moment (:class:`VideoFileSink` ``live``).
+    """
+    live = live or LiveOutputs()
     if track is not None and track not in TRACKERS:
         raise ConfigError(f"track={track!r}: expected one of {', '.join(TRACKERS)}")
     streams: list[Stream] = []
     try:
-        for spec, source, own in zip(specs, sources, stream_outputs(specs, outputs)):
+        for spec, tag, source, own in zip(specs, source_tags(specs), sources, stream_outputs(specs, outputs)):
             annotator = Annotator(names, alpha=drawing.alpha, hud=drawing.hud, semantic_names=semantic_names,
                                   semantic_palette=semantic_palette, semantic_alpha=drawing.semantic_alpha,
                                   trails=drawing.trails if track else 0, palette=drawing.palette)
@@ -124,15 +153,25 @@ def build_streams(specs: Sequence[str], sources: Sequence[Source], outputs: Outp
             sinks: list[Sink] = []
             streams.append(Stream(source, sinks, annotator, tracker))  # first, so an error closes its sinks
             if own.out is not None:
-                sinks.append(VideoFileSink(own.out, fps=source.fps, preset=video_preset))
+                sinks.append(_segmented(own.out, live.segment_s, lambda path, fps=source.fps, on=bool(source.live):
+                                        VideoFileSink(path, fps=fps, preset=video_preset, live=on)))
             if own.jsonl is not None:
-                sinks.append(JsonlSink(own.jsonl, names, semantic_names))
+                segment_s = live.segment_s if str(own.jsonl) != "-" else None
+                sinks.append(_segmented(own.jsonl, segment_s, lambda path: JsonlSink(path, names, semantic_names)))
             if own.save_frames is not None:
                 sinks.append(ImageFolderSink(own.save_frames))
             if own.save_labels is not None:
                 sinks.append(LabelMapSink(own.save_labels, semantic_names, semantic_palette))
             if own.show:
                 sinks.append(WindowSink(f"rtseg - {spec}"))
+            if live.view is not None:
+                sinks.append(live.view.sink(tag=tag, source=source, names=names,  # type: ignore[attr-defined]
+                                            semantic_names=semantic_names))
+            if live.events:
+                from rtseg.sinks.events import EventSink
+
+                sinks.append(EventSink(live.events, names=names, semantic_names=semantic_names, every=live.every,
+                                       on_change=live.on_change, tag=tag, masks=live.event_masks))
     except BaseException:
         for sink in (s for stream in streams for s in stream.sinks):
             sink.close()
@@ -140,7 +179,16 @@ def build_streams(specs: Sequence[str], sources: Sequence[Source], outputs: Outp
     return streams
 
 
+def _segmented(path: Path, segment_s: float | None, open_part: Callable[[Path], Sink]) -> Sink:
+    return open_part(path) if segment_s is None else SegmentedSink(path, segment_s, open_part)  # type: ignore[return-value]
+
+
 def written_paths(streams: Sequence[Stream]) -> list[str]:
-    """The files and folders the streams' sinks write, in order."""
-    return [str(getattr(s, "path", None) or s.folder) for stream in streams for s in stream.sinks
-            if getattr(s, "path", None) is not None or getattr(s, "folder", None) is not None]
+    """The files and folders the streams' sinks write, in order (each part of a segmented output)."""
+    paths: list[str] = []
+    for sink in (s for stream in streams for s in stream.sinks):
+        if getattr(sink, "parts", None):
+            paths += [str(p) for p in sink.parts]  # type: ignore[attr-defined]
+        elif getattr(sink, "path", None) is not None or getattr(sink, "folder", None) is not None:
+            paths.append(str(getattr(sink, "path", None) or sink.folder))  # type: ignore[attr-defined]
+    return paths

@@ -288,23 +288,37 @@ class Pipeline(Scheduling):
         if self._halt.is_set():  # between the stages of a frame too: a huge frame's masks and drawing take long
             return False
         tracker, annotator = lane.stream.tracker, lane.stream.annotator
+        analytics = lane.stream.analytics  # rtseg.analytics.stage documents what is called when
         if tracker is not None:
             result = tracker.update(result, frame.image)
         result = replace(result, timestamp_s=frame.timestamp_s, timings=frame.timings)
+        if analytics is not None:  # zone counts, crossings, dwell: they need the tracker's ids
+            result = analytics.update(frame, result)
         t1 = time.perf_counter_ns()
         frame.timings.postprocess_ns = t1 - t0
         annotated = None
-        if lane.draw and annotator is not None:
-            # HUD FPS of this stream over its last 30 frames: frames reach this stage in bursts (a batch
-            # at a time), a per-frame rate lies
-            lane.recent.append(t1)
-            if len(lane.recent) > 1:
-                lane.fps_ema = (len(lane.recent) - 1) * 1e9 / max(lane.recent[-1] - lane.recent[0], 1)
-            on_device = overlay_on_device(prepared, result, annotator)
-            if on_device is not None:
-                annotated = annotator.draw(on_device, result, fps=lane.fps_ema, inplace=True, masks=False)
+        edits = analytics is not None and analytics.edits_image
+        if edits:  # privacy blur, background: on the frame itself, drawn or not, so no output shows the original
+            frame.image = analytics.before_draw(frame.image, result)
+        if lane.draw or (analytics is not None and any(s.needs_image for s in lane.sinks)):
+            if annotator is not None:
+                # HUD FPS of this stream over its last 30 frames: frames reach this stage in bursts (a batch
+                # at a time), a per-frame rate lies
+                lane.recent.append(t1)
+                if len(lane.recent) > 1:
+                    lane.fps_ema = (len(lane.recent) - 1) * 1e9 / max(lane.recent[-1] - lane.recent[0], 1)
+            if annotator is None or (analytics is not None and not analytics.draws_instances):
+                annotated = frame.image  # blur-only / background: no masks, boxes, labels or HUD
             else:
-                annotated = annotator.draw(frame.image, result, fps=lane.fps_ema, inplace=True)
+                # the device path blends masks into the letterboxed upload: not the edited frame
+                on_device = None if edits else overlay_on_device(prepared, result, annotator)
+                if on_device is not None:
+                    annotated = annotator.draw(on_device, result, fps=lane.fps_ema, inplace=True, masks=False)
+                else:
+                    annotated = annotator.draw(frame.image, result, fps=lane.fps_ema, inplace=True)
+            if analytics is not None:
+                annotated = analytics.after_draw(annotated, result)
+        if edits or annotated is not None:
             frame.timings.overlay_ns = time.perf_counter_ns() - t1
         frame.timings.leave(time.perf_counter_ns())
         return self._put(self._drawn, (frame, annotated, result))

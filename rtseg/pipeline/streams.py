@@ -6,6 +6,7 @@ import collections
 import queue
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from rtseg.overlay.annotator import Annotator
 from rtseg.sinks.base import Sink
@@ -22,12 +23,15 @@ class Stream:
         sinks: where its results go.
         annotator: draws its results (its own HUD FPS and trails); None writes raw frames to image sinks.
         tracker: gives its instances persistent ids; one per stream, as tracks never cross videos.
+        analytics: what the stream's results are used for (zones, lines, heatmaps, privacy blur; see
+            :mod:`rtseg.analytics`): updated after the tracker, drawn with the annotator.
     """
 
     source: Source
     sinks: Sequence[Sink] = ()
     annotator: Annotator | None = None
     tracker: Tracker | None = None
+    analytics: Any = None
 
 
 @dataclass
