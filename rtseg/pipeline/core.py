@@ -300,7 +300,7 @@ class Pipeline(Scheduling):
         edits = analytics is not None and analytics.edits_image
         if edits:  # privacy blur, background: on the frame itself, drawn or not, so no output shows the original
             frame.image = analytics.before_draw(frame.image, result)
-        if lane.draw or (analytics is not None and any(s.needs_image for s in lane.sinks)):
+        if lane.draw or (analytics is not None and lane.needs_image):
             if annotator is not None:
                 # HUD FPS of this stream over its last 30 frames: frames reach this stage in bursts (a batch
                 # at a time), a per-frame rate lies

@@ -98,7 +98,8 @@ class Lane:
         self.live = bool(stream.source.live)
         # a live source keeps at most 2 frames queued: older ones are dropped, latency stays bounded
         self.decoded: queue.Queue = queue.Queue(maxsize=2 if self.live else queue_size)
-        self.draw = stream.annotator is not None and any(s.needs_image for s in self.sinks)
+        self.needs_image = any(s.needs_image for s in self.sinks)
+        self.draw = stream.annotator is not None and self.needs_image
         self.recent: collections.deque[int] = collections.deque(maxlen=30)
         self.fps_ema = 0.0
         self.summary = StreamSummary(source=stream.source.name)
