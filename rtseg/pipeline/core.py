@@ -35,7 +35,7 @@ import torch
 from rtseg.models.base import InstanceStage, SemanticStage, as_semantic_stage
 from rtseg.overlay.annotator import Annotator
 from rtseg.overlay.device import overlay_on_device
-from rtseg.pipeline.flow import InOrder, StageThread, cpu_ms_per_frame, percentiles
+from rtseg.pipeline.flow import InOrder, Reservoir, StageThread, cpu_ms_per_frame, percentiles
 from rtseg.pipeline.schedule import END, Scheduling
 from rtseg.pipeline.streams import Lane, RunSummary, Stream, StreamSummary
 from rtseg.sinks.base import Sink, StopRequested
@@ -367,7 +367,8 @@ class Pipeline(Scheduling):
         if self._started:
             raise RuntimeError("this Pipeline has already run: build a new one for another run")
         self._started = True
-        samples: dict[str, list[float]] = {name: [] for name in (*STAGES, "semantic", "serve", "queue_wait", "latency")}
+        samples: dict[str, list[float]] = {name: Reservoir() for name in (*STAGES, "semantic", "serve", "queue_wait",
+                                                                            "latency")}
         torch_threads = torch.get_num_threads()
         if self._torch_threads:
             torch.set_num_threads(self._torch_threads)
@@ -411,9 +412,9 @@ class Pipeline(Scheduling):
                 self.summary.frames += 1
                 lane.summary.frames += 1
                 lane.summary.elapsed_s = (t1 - self._t_start) / 1e9
-                self.summary.out_s.append(lane.summary.elapsed_s)
+                self.summary.frame_out(lane.summary.elapsed_s)
                 for name, ms in frame.timings.as_ms().items():
-                    samples[name].append(ms)
+                    samples[name].add(ms)
                 if self.on_frame is not None:
                     self.on_frame(frame, result)
                 c0 = time.thread_time_ns()

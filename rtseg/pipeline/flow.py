@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -95,6 +96,34 @@ class InOrder:
             self._next += 1
             self._cond.notify_all()
         return item, time.perf_counter_ns() - t0
+
+
+class Reservoir(list):
+    """At most ``capacity`` samples of a series of any length, each value equally likely to be kept
+    (reservoir sampling): a run of days keeps its per-stage latency table in bounded memory. Up to
+    ``capacity`` values it holds every one, so short runs and benchmarks get exact percentiles.
+
+    Example:
+        >>> r = Reservoir(capacity=3)
+        >>> for x in range(10):
+        ...     r.add(float(x))
+        >>> len(r), r.seen
+        (3, 10)
+    """
+
+    def __init__(self, capacity: int = 20_000, seed: int = 0) -> None:
+        super().__init__()
+        self.capacity, self.seen = capacity, 0
+        self._random = random.Random(seed)
+
+    def add(self, value: float) -> None:
+        self.seen += 1
+        if len(self) < self.capacity:
+            self.append(value)
+            return
+        k = self._random.randrange(self.seen)
+        if k < self.capacity:
+            self[k] = value
 
 
 def percentiles(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:

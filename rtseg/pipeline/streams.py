@@ -13,6 +13,8 @@ from rtseg.sinks.base import Sink
 from rtseg.sources.base import Source
 from rtseg.tracking import Tracker
 
+OUT_KEPT = 64  # frames whose time out RunSummary.out_s keeps: the first 63 and the latest
+
 
 @dataclass
 class Stream:
@@ -69,10 +71,21 @@ class RunSummary(StreamSummary):
     user_quit: bool = False  # the window was closed (q, Esc)
     stages_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     streams: list[StreamSummary] = field(default_factory=list)
-    out_s: list[float] = field(default_factory=list, repr=False)  # when each frame left the sinks, from the start
+    # when the first OUT_KEPT frames and the latest one left the sinks (s from the start), and how many did:
+    # a run of days keeps no per-frame list
+    out_s: list[float] = field(default_factory=list, repr=False)
+    out_count: int = 0  # 0: len(out_s) (a summary built by hand)
     cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU ms per frame by stage: flow.cpu_ms_per_frame
     outputs: list[str] = field(default_factory=list)  # files and folders written (rtseg.run fills it in)
     events: dict[str, dict[str, int]] = field(default_factory=dict)  # per event output: sent, dropped, failed
+
+    def frame_out(self, at_s: float) -> None:
+        """One more frame has left the sinks ``at_s`` seconds after the start."""
+        if len(self.out_s) < OUT_KEPT:
+            self.out_s.append(at_s)
+        else:
+            self.out_s[-1] = at_s
+        self.out_count += 1
 
     @property
     def first_out_s(self) -> float:
@@ -84,8 +97,8 @@ class RunSummary(StreamSummary):
         """Frames per second once the pipeline has filled: over the frames after the first quarter (at most
         the first 32, more than its queues hold), so neither the fill time nor the frames already in flight
         when the first one leaves bias it. The whole run's rate when it is too short for that."""
-        n = len(self.out_s)
-        k = min(n // 4, 32)
+        n = self.out_count or len(self.out_s)
+        k = min(n // 4, 32)  # < OUT_KEPT - 1: out_s[k] is the k-th frame's
         span = self.out_s[-1] - self.out_s[k] if n - k >= 2 else 0.0
         return (n - 1 - k) / span if span > 0 else self.fps
 
