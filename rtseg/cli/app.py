@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from rtseg.cli import ignore_stops
 from rtseg.cli import run as run_commands
 from rtseg.cli import serve as serve_commands
 from rtseg.cli.common import TRUST_WEIGHTS_HELP, apply_trust, check_report_paths
@@ -230,11 +231,15 @@ def main() -> None:
 
     from rtseg.cli.run import track_alone
 
-    route_native_stderr()  # libjpeg, FFmpeg, ... print to the log, not around rtseg's lines
-    sigterm_as_ctrl_c()
     try:
+        route_native_stderr()  # libjpeg, FFmpeg, ... print to the log, not around rtseg's lines
+        sigterm_as_ctrl_c()
         app(args=track_alone(sys.argv[1:]), prog_name="rtseg")
+    except KeyboardInterrupt:  # in typer's own work around a command (its guard covers the command itself)
+        typer.echo("rtseg: interrupted while starting", err=True)
+        leave(130)
     except SystemExit as exc:  # typer always ends this way
+        ignore_stops()  # the command is over: a signal now would only break the interpreter's teardown
         leave(exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1)  # after a stop: now
         raise
 
