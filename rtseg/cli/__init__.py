@@ -44,14 +44,6 @@ def interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def ignore_stops() -> None:
-    """Ignore Ctrl-C and SIGTERM from now on, and one waiting for an import: the command has ended and the
-    process is on its way out, where an interrupt would only break the interpreter's teardown."""
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
-        signal.signal(signum, signal.SIG_IGN)
-
-
 def _importing(frame: FrameType | None) -> bool:
     while frame is not None:
         if frame.f_code.co_filename.startswith(IMPORTING):

@@ -13,13 +13,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from rtseg.cli import ignore_stops
 from rtseg.cli import run as run_commands
 from rtseg.cli import serve as serve_commands
 from rtseg.cli.common import TRUST_WEIGHTS_HELP, apply_trust, check_report_paths
 from rtseg.cli.common import fail as _fail
 from rtseg.cli.common import setup_logging as _setup_logging
-from rtseg.cli.edge import guard, leave, route_native_stderr, sigterm_as_ctrl_c
+from rtseg.cli.edge import guard, ignore_stops, leave, route_native_stderr, sigterm_as_ctrl_c
 from rtseg.cli.options import RtsegGroup, ranged, use_rtseg_commands
 from rtseg.config import DEFAULT_MODEL, __version__, check_options
 from rtseg.errors import ConfigError, RtsegError

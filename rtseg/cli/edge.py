@@ -163,6 +163,16 @@ def _raise_interrupt(signum: int, frame: object) -> None:  # noqa: ARG001
     raise KeyboardInterrupt
 
 
+def ignore_stops() -> None:
+    """Ignore Ctrl-C and SIGTERM from now on, and one waiting for an import: the command has ended and the
+    process is on its way out, where an interrupt would only break the interpreter's teardown."""
+    import signal
+
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def leave(code: int) -> None:
     """Exit now with ``code`` after a stop (130), or when a pipeline stage thread outlived its run (see the
     module docstring); otherwise return and let the interpreter exit normally.
