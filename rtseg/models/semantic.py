@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from rtseg.backends.base import SemanticBackend
 from rtseg.errors import ConfigError
 from rtseg.postprocess.morphology import clean_labels
-from rtseg.preprocess.letterbox import Letterbox, Letterboxer, resolve_imgsz, to_input_batch
+from rtseg.preprocess.letterbox import Letterbox, Letterboxer, plan_letterbox, resolve_imgsz, to_input_batch
 
 QUALITIES = ("fast", "high")
 # Upper bound on float32 elements of one upsampled chunk of classes in "high" quality (2**25 floats = 128 MiB):
@@ -47,7 +47,9 @@ class SemanticModel:
         backend: a loaded :class:`SemanticBackend`.
         imgsz: inference size (height, width) or one int for both; None uses the model's own size. The longer
             side of a frame is fitted into it, the other padded up to the stride (dynamic models) or to
-            ``imgsz`` (fixed-size ONNX exports).
+            ``imgsz`` (fixed-size ONNX exports). A model of stride 1 that accepts any size resizes frames itself
+            (MediaPipe's selfie models: :mod:`rtseg.models.selfie`): with None it gets each frame as it is,
+            since a letterbox resize first would resample the frame twice.
         quality: ``"fast"`` takes the argmax at model resolution and resizes the label map to the frame by
             nearest neighbour (blocky edges when the frame is much larger than the input, cheap);
             ``"high"`` upsamples the logits bilinearly to the frame and takes the argmax there (smooth class
@@ -78,6 +80,7 @@ class SemanticModel:
         self._mean = np.asarray(info.mean_rgb, np.float32).reshape(1, 3, 1, 1)
         self._inv_std = (1.0 / np.asarray(info.std_rgb, np.float32)).reshape(1, 3, 1, 1)
         self._letterbox = Letterboxer(size, rect=info.dynamic, stride=info.stride)
+        self._as_is = imgsz is None and info.dynamic and info.stride == 1
 
     @property
     def device(self) -> torch.device:  # the rtseg.models.base.SemanticStage protocol
@@ -95,7 +98,11 @@ class SemanticModel:
         p = self.pad
         if p:
             images = [cv2.copyMakeBorder(im, p, p, p, p, cv2.BORDER_REFLECT_101) for im in images]
-        boxed, lbs = self._letterbox(images)
+        if self._as_is:
+            boxed, lbs = list(images), tuple(plan_letterbox(im.shape[:2], im.shape[:2], rect=True, stride=1)
+                                             for im in images)
+        else:
+            boxed, lbs = self._letterbox(images)
         batch = to_input_batch(boxed)
         batch -= self._mean
         batch *= self._inv_std

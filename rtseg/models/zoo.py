@@ -1,7 +1,8 @@
 """Semantic segmentation models: one table of architectures, named pretrained weights, rtseg checkpoints.
 
 * :data:`ARCHS` builds untrained networks: torchvision (DeepLabV3, LR-ASPP), segmentation-models-pytorch
-  (U-Net, Linknet, FPN, PSPNet, DeepLabV3, DeepLabV3+, any smp encoder) and Ultralytics YOLO26-sem.
+  (U-Net, Linknet, FPN, PSPNet, DeepLabV3, DeepLabV3+, any smp encoder), Ultralytics YOLO26-sem and
+  MediaPipe's selfie segmenters (:mod:`rtseg.models.selfie`, converted weights in ``rtseg/assets``).
 * :func:`load_pretrained` loads torchvision's published weights by name
   (``deeplabv3_mobilenet_v3_large.COCO_WITH_VOC_LABELS_V1``), downloading them only when asked.
 * :func:`save_semantic` / :func:`load_semantic` write and read a self-describing checkpoint: architecture,
@@ -30,6 +31,8 @@ from rtseg.backends.base import SemanticInfo
 from rtseg.backends.torch_backend import TorchSemanticBackend, load_yolo
 from rtseg.backends.weights import load_weights
 from rtseg.errors import BackendUnavailable, ModelError
+from rtseg.models.selfie import SIZES as SELFIE_SIZES
+from rtseg.models.selfie import build_selfie
 
 LOGGER = logging.getLogger(__name__)
 
@@ -82,7 +85,7 @@ class Arch:
     """One architecture: how to build it untrained, and the input contract of its family.
 
     Attributes:
-        family: ``"torchvision"``, ``"smp"`` or ``"ultralytics"``.
+        family: ``"torchvision"``, ``"smp"``, ``"ultralytics"`` or ``"mediapipe"``.
         build: ``build(num_classes, encoder)`` -> the bare network.
         encoder: default encoder (smp only).
         mean_rgb, std_rgb: normalisation the family expects (ImageNet's; YOLO uses raw 0..1 pixels).
@@ -121,6 +124,13 @@ def _smp(name: str) -> Callable[[int, str | None], nn.Module]:
     return build
 
 
+def _selfie(name: str) -> Callable[[int, str | None], nn.Module]:
+    def build(num_classes: int, encoder: str | None) -> nn.Module:
+        return build_selfie(name, num_classes)
+
+    return build
+
+
 def _yolo(scale: str) -> Callable[[int, str | None], nn.Module]:
     def build(num_classes: int, encoder: str | None) -> nn.Module:
         from ultralytics.nn.tasks import SemanticSegmentationModel
@@ -137,6 +147,7 @@ ARCHS: dict[str, Arch] = {
     **{name: Arch("smp", _smp(name), encoder="mobilenet_v2")
        for name in ("Unet", "Linknet", "FPN", "PSPNet", "DeepLabV3", "DeepLabV3Plus")},
     **{f"yolo26{s}-sem": Arch("ultralytics", _yolo(s), **_YOLO_INPUT) for s in "nsmlx"},
+    **{name: Arch("mediapipe", _selfie(name), **_YOLO_INPUT) for name in SELFIE_SIZES},  # RGB in [0, 1]
 }
 
 
