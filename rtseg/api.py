@@ -8,6 +8,7 @@ subclasses whose message names the parameter (``conf=2: expected a number in [0,
 from __future__ import annotations
 
 import glob
+import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from rtseg.analytics import Analytics, AnalyticsOptions, finish_analytics, probe_frame_hw
 from rtseg.backends.registry import check_device
 from rtseg.backends.weights import trust_weights as set_trust
 from rtseg.backends.weights import weights_trusted
@@ -30,10 +32,11 @@ from rtseg.pipeline.assemble import (
     build_streams,
     check_outputs,
     default_outputs,
+    source_tags,
     written_paths,
 )
 from rtseg.pipeline.core import Pipeline, Stream
-from rtseg.pipeline.loading import RunOptions, load_models
+from rtseg.pipeline.loading import RunOptions, load_models, people_model
 from rtseg.pipeline.streams import RunSummary
 from rtseg.sinks.segments import parse_duration
 from rtseg.sources.arrays import ArraySource
@@ -41,6 +44,8 @@ from rtseg.sources.base import IMAGE_SUFFIXES, Source, open_source
 from rtseg.types import Frame, FrameResult
 
 __all__ = ["Segmenter", "export", "load_model", "run"]
+
+LOGGER = logging.getLogger(__name__)
 
 ImageInput = NDArray[np.uint8] | str | Path | Sequence[NDArray[np.uint8] | str | Path]
 
@@ -173,7 +178,8 @@ def load_model(model: str | Path | Any | None = None, *, semantic: str | Path | 
                nms: bool | None = None, tile: int | None = None, overlap: float = 0.2, tile_full: bool = False,
                tile_merge: str = "nmm", semantic_imgsz: int | None = None, quality: str = "fast", pad: int = 0,
                morph_open: int = 0, morph_close: int = 0, min_area: int = 0, class_file: str | Path | None = None,
-               workers: int | None = None, trust_weights: bool = False) -> Segmenter:
+               workers: int | None = None, trust_weights: bool = False, precision: str = "fp32",
+               calib: str | Path | None = None, calib_frames: int | None = None) -> Segmenter:
     """Load an instance-segmentation model, a semantic one, or both (combined mode) into a :class:`Segmenter`.
 
     Args:
@@ -197,6 +203,9 @@ def load_model(model: str | Path | Any | None = None, *, semantic: str | Path | 
             large frames); ``overlap``, ``tile_full`` and ``tile_merge`` as in ``rtseg run --help``.
         class_file: YAML/JSON class names, colours and merges.
         workers: inference calls in flight at once (ONNX Runtime).
+        precision: ``fp32``, or ``int8``: an INT8 ONNX Runtime copy on the CPU, quantized once from
+            ``calib_frames`` (default 64) frames of ``calib`` (a folder of images or a video) and cached
+            (:func:`rtseg.pipeline.loading.int8_model`); an INT8 ``.onnx`` needs no ``calib``.
         trust_weights: unpickle ``.pt`` files fully, running any code they carry: only for files you trust.
             By default weights load as data (tensors and the classes of Ultralytics and rtseg checkpoints) and
             anything else is refused (:mod:`rtseg.backends.weights`; also ``RTSEG_TRUST_WEIGHTS=1``).
@@ -218,6 +227,7 @@ def load_model(model: str | Path | Any | None = None, *, semantic: str | Path | 
                       overlap=overlap, tile_full=tile_full, tile_merge=tile_merge,
                       class_file=Path(class_file) if class_file is not None else None, workers=workers)
     opts.nms = nms
+    opts.precision, opts.calib, opts.calib_frames = precision, str(calib) if calib else None, calib_frames
     if model is not None and not isinstance(model, (str, Path)):  # a backend object
         from rtseg.models.yolo_seg import YoloSegModel
 
@@ -247,13 +257,18 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
         mqtt: str | None = None, every: int | None = None, on_change: bool = False, event_masks: bool = False,
         reconnect: int | None = None,
         stall_timeout: float = 10.0, segment: str | float | None = None,
+        zones: str | Path | None = None, zone: Sequence[str] = (), line: Sequence[str] = (),
+        zone_overlap: float = 0.5, zone_anchor: str = "mask", report: str | Path | None = None,
+        heatmap: str | Path | None = None, heatmap_overlay: bool = False, heatmap_decay_s: float | None = None,
+        blur: str | Sequence[str] | None = None, blur_style: str = "blur", blur_only: bool = False,
+        background: str | None = None,
         stop: threading.Event | None = None, on_start: Callable[[int | None], None] | None = None,
         on_frame: Callable[[Frame, FrameResult], None] | None = None, **model_options: Any) -> RunSummary:
     """Everything ``rtseg run`` does: segment every frame of each source and write the outputs.
 
     Several sources run in one pipeline (their frames batched into shared inference calls) with one output
     of each kind per source (``out_a.mp4``, ``out_b.mp4``). With no output at all, writes
-    ``<source>_rtseg.mp4`` in the current folder.
+    ``<source>_rtseg.mp4`` in the current folder (a ``report`` or ``heatmap`` is an output too).
 
     Args:
         sources: a video file, camera index, image folder or glob, stream URL, or a list of them.
@@ -280,6 +295,21 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
         reconnect: attempts in a row before a live stream that dropped is given up (default: forever);
             stall_timeout: reopen a stream that is connected but sent no frame for this many seconds.
         segment: a new video / JSONL file every so long (``"10m"``, ``"1h"``, seconds): ``out_000.mp4``, ...
+        zones: a YAML/JSON file of named zones and lines (:mod:`rtseg.analytics.shapes`); zone, line: more of
+            them as strings (``["door:0.1,0.2,0.4,0.2,0.4,0.9"]``, ``["gate:0,0.5,1,0.5"]``; fractions of the
+            frame, or pixels). Occupancy per zone and class, enter/leave events and dwell times, line crossings
+            in/out go to the JSONL records and the overlay; ``track`` defaults to ``"bytetrack"`` with them.
+            zone_overlap: the fraction of an instance's mask that must lie in a zone; zone_anchor: ``"mask"``,
+            or ``"box"`` (the box's bottom centre, as peers do).
+        report: counts per zone and line, per class, per minute of every source, written at the end (also
+            when stopped early): ``.json`` or ``.csv``.
+        heatmap: a PNG of where each class was, over a frame of the video (one per source when there are
+            several; ``{class}`` in the name: one per class); heatmap_overlay: draw it live;
+            heatmap_decay_s: half-life in seconds (default: the whole run counts the same).
+        blur: classes to obscure in every visual output (``"person"``), exactly their mask pixels; blur_style:
+            ``blur``, ``pixelate`` or ``box``; blur_only: no masks, boxes, labels or HUD drawn.
+        background: replace everything but the people: ``"blur"``, a colour (``"#00ff00"``, ``"0,177,64"``,
+            ``"green"``), an image or a video file; nothing else is drawn.
         stop: set it to end the run after the current frame (outputs are finalized).
         on_start: called once, once the sources are open and the model loaded but before any output opens,
             with the total frame count (None when unknown: live).
@@ -322,14 +352,21 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
                           "batch; use batch=1")
     outputs = Outputs(out=_path(out), jsonl=_path(jsonl), save_frames=_path(save_frames),
                       save_labels=_path(save_labels), show=show)
-    if not (serve not in (None, "") or webhook or mqtt):  # the view and events are outputs too
+    analytics_opts = AnalyticsOptions(zones=zones, zone=zone, line=line, zone_overlap=zone_overlap,
+                                      zone_anchor=zone_anchor, heatmap=heatmap, heatmap_overlay=heatmap_overlay,
+                                      heatmap_decay_s=heatmap_decay_s, blur=blur, blur_style=blur_style,
+                                      blur_only=blur_only, background=background, report=report)
+    analytics_opts.check()  # shapes, ranges, suffixes, a readable background: before any work
+    if not (serve not in (None, "") or webhook or mqtt or analytics_opts.writes_files):  # outputs too
         outputs = default_outputs(specs, outputs)
     model_files = [m for m in (model, model_options.get("semantic"), model_options.get("class_file"))
                    if isinstance(m, (str, Path)) and m]
-    check_outputs(specs, outputs, inputs=model_files, segmented=segment_s is not None)  # before any work
+    check_outputs(specs, outputs, inputs=[*model_files, *analytics_opts.inputs()], segmented=segment_s is not None,
+                  extra=analytics_opts.output_paths(source_tags(specs)))  # before any work
     live = LiveOutputs(every=every, on_change=on_change, event_masks=event_masks, segment_s=segment_s)
     own_view = serve not in (None, "") and isinstance(serve, (str, int))
     opened: list[Source] = []
+    analytics: list[Analytics | None] = []
     try:
         if own_view:  # a port in use or a bad host: one line now, before the model loads
             from rtseg.serve.view import LiveView
@@ -344,11 +381,22 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
         opened += [open_source(s, image_fps=image_fps, reconnect=reconnect, stall_timeout=stall_timeout)
                    for s in specs]  # every source checked up front
         if not isinstance(model, Segmenter):
+            people = people_model(specs, model, model_options.get("semantic"), background)
+            if people is not None:  # a webcam, or background replacement: people from the selfie segmenter
+                role, path = people
+                model_options["quality"] = "high"  # logits resized before the threshold: MediaPipe's own edges
+                model, model_options["semantic"] = (str(path), None) if role == "model" else (None, str(path))
+            if model_options.get("precision", "fp32") != "fp32" and not model_options.get("calib"):
+                model_options["calib"] = specs[0]  # calibrated on the first frames of the (first) source
             model = load_model(model, **model_options)
         if outputs.save_labels is not None and model.semantic is None:
             raise ConfigError("save_labels needs a semantic model (semantic=..., or a semantic model=...)")
         if track and model.instance is None:
             raise ConfigError("track needs an instance-segmentation model")
+        analytics = _build_analytics(analytics_opts, specs, opened, model)
+        if analytics_opts.needs_tracking and not track and model.instance is not None:
+            track = "bytetrack"  # crossings and dwell count tracks; the CLI says so on one line
+            LOGGER.info("zones and lines need track ids: tracking with bytetrack")
         if on_start is not None:  # before any output opens: until here, stopping leaves nothing behind
             totals = [min(filter(None, (src.frame_count, max_frames)), default=None) for src in opened]
             on_start(None if None in totals else sum(totals))  # type: ignore[arg-type]
@@ -362,10 +410,13 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
         streams = build_streams(specs, opened, outputs, drawing, names=model.names,
                                 semantic_names=model.semantic_names, semantic_palette=model.semantic_palette,
                                 track=track, min_score=getattr(model.instance, "conf", None), video_preset=preset,
-                                live=live)
+                                live=live, analytics=analytics)
     except BaseException:
         for src in opened:
             src.close()
+        for stage in analytics:
+            if stage is not None:
+                stage.close()  # a background video's reader; nothing is written before a frame
         _close_live(live, own_view)
         raise
     pipeline = Pipeline.multi(streams, model.instance, max_frames=max_frames, stop=stop, semantic=model.semantic,
@@ -374,9 +425,23 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
         summary = pipeline.run()  # closes every sink and source
     finally:
         events = _close_live(live, own_view)
-    summary.outputs = written_paths(streams)
+        finished = finish_analytics(analytics, analytics_opts.report)  # the report also when stopped early
+    summary.outputs = written_paths(streams) + [str(p) for p in finished]
     summary.events = events
     return summary
+
+
+def _build_analytics(opts: AnalyticsOptions, specs: Sequence[str], opened: Sequence[Source],
+                     model: Segmenter) -> list[Analytics | None]:
+    """Each source's analytics, once the model's classes are known (an unknown class in ``blur`` fails here),
+    pixel zones checked against a file's frame size before any output opens."""
+    if not opts.wanted:
+        return [None] * len(specs)
+    opts.check(model.names, model.semantic_names)
+    tags = source_tags(specs)
+    return [opts.build(names=model.names, semantic_names=model.semantic_names, fps=src.fps, tag=tag, source=spec,
+                       many=len(specs) > 1, image_hw=probe_frame_hw(spec) if opts.needs_tracking else None)
+            for spec, tag, src in zip(specs, tags, opened)]
 
 
 def _close_live(live: LiveOutputs, own_view: bool) -> dict[str, dict[str, int]]:
@@ -405,7 +470,8 @@ def export(weights: str | Path, format: str = "onnx", **options: Any) -> Path:  
         weights: YOLO-seg weights (``.pt``) or a semantic model.
         format: ``onnx``, or ``engine`` (TensorRT: an NVIDIA GPU and the ``tensorrt`` package).
         options: ``out``, ``imgsz``, ``dynamic``; for engines also ``half``, ``int8``, ``calib``, ``batch``,
-            ``max_batch``, ``workspace_gb``.
+            ``max_batch``, ``workspace_gb``; for ONNX ``int8=True`` with ``calib``, ``calib_frames``, ``val``,
+            ``val_split``, ``val_labels``, ``max_drop``, ``force`` (:func:`rtseg.bench.gate.export_int8`).
 
     Example:
         >>> import rtseg
@@ -416,6 +482,10 @@ def export(weights: str | Path, format: str = "onnx", **options: Any) -> Path:  
     from rtseg.exporters.onnx import export as export_to
 
     check_options(**options)  # imgsz, batch, max_batch, workspace_gb: before the model loads
+    if format == "onnx" and options.get("int8"):  # ONNX Runtime INT8 for the CPU, gated on accuracy
+        from rtseg.bench.gate import export_int8
+
+        return export_int8(str(weights), **{k: v for k, v in options.items() if k != "int8"})
     if options.get("out"):  # before the model loads: writable, and not the weights or calibration images
         from rtseg.sinks.base import OutputPath, check_output_paths
 

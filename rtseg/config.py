@@ -17,6 +17,8 @@ __version__ = "0.1.0"
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_MODEL = ASSETS / "yolo11n-seg-person-cat-dog.pt"  # see assets/MODEL_CARD.md
+# MediaPipe selfie segmenter, converted (assets/MODEL_CARD.md): people on webcams, the background mask
+PEOPLE_MODEL = ASSETS / "selfie_segmentation_landscape.pt"
 FULL_MODEL_HINT = ("the bundled model knows person, cat and dog only; for the 80 COCO classes pass "
                    "--model yolo26n-seg.pt (downloaded once when online)")
 

@@ -112,12 +112,12 @@ def check_analytics_options(*, zones: str | Path | None = None, zone: Sequence[s
     if blur is not None and not _class_list(blur):
         raise ConfigError(f"blur={blur!r}: name at least one class to blur")
     if blur_only and blur is None:
-        raise ConfigError("blur_only needs blur (the classes to blur)")
+        raise ConfigError("blur_only needs blur=CLASSES (the classes to blur)")
     if background not in (None, ""):
         parse_background(str(background))
     check_report_path(report)
     if report not in (None, "") and not zs and not ls:
-        raise ConfigError(f"report={report}: counts zones and lines; give zones, zone or line")
+        raise ConfigError(f"report={report}: counts zones and lines; give zones=FILE, zone=... or line=...")
     if names is not None:
         if blur is not None:
             _resolve(blur, names, semantic_names)
@@ -250,6 +250,15 @@ class Analytics:
                 for counter, p in zip(self._counters, pts):
                     counter.place(p)
             self._line_hw = tuple(image_hw)  # type: ignore[assignment]
+
+    def fit(self, image_hw: tuple[int, int]) -> None:
+        """Place the zones and lines on an (H, W) frame now (else at the first frame), e.g. a file's size read
+        from its header before a run opens its outputs.
+
+        Raises:
+            ConfigError: a zone or line in pixels reaches outside the frame.
+        """
+        self._bind((int(image_hw[0]), int(image_hw[1])))
 
     def update(self, frame: Frame, result: FrameResult) -> FrameResult:
         """Fold in one frame (after the tracker); the result with its analytics record, or unchanged when

@@ -125,13 +125,15 @@ class BenchConfig:
     workers: int | None = None  # None: the backend's default
     frame_path: str = "auto"  # auto (device on CUDA), cpu, device: where frames are letterboxed and drawn
     preset: str = "auto"  # x264 preset of the encoded video; auto: rtseg.sinks.video.auto_preset
+    precision: str = "fp32"  # int8: ONNX Runtime INT8 copy (rtseg.pipeline.loading.int8_model)
 
     @property
     def label(self) -> str:
         path = "" if self.frame_path == "auto" else f" frames={self.frame_path}"
         preset = "" if self.preset == "auto" else f" preset={self.preset}"
+        precision = "" if self.precision == "fp32" else f" {self.precision}"
         return (f"{self.backend} imgsz={self.imgsz or 'model'} batch={self.batch} workers={self.workers or 'auto'}"
-                f"{path}{preset}")
+                f"{path}{preset}{precision}")
 
 
 def _versions() -> dict[str, str]:
@@ -310,8 +312,14 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
               frame_paths: Sequence[str] = ("auto",), presets: Sequence[str] = ("auto",), device: str = "auto",
               half: bool = False,
               warmup: int = 10, repeats: int = 3,
-              vs_ultralytics: bool = False, live_fps: float | None = None, progress=None) -> dict:  # noqa: ANN001
-    """Measure every configuration; return the JSON-ready report (see the module docstring)."""
+              vs_ultralytics: bool = False, live_fps: float | None = None, progress=None,  # noqa: ANN001
+              precisions: Sequence[str] = ("fp32",), calib: str | None = None, val: str | None = None,
+              val_split: str = "val", val_labels: str = "semantic") -> dict:
+    """Measure every configuration; return the JSON-ready report (see the module docstring).
+
+    ``precisions``: ``fp32`` and/or ``int8`` rows (INT8 calibrated on ``calib``, default the benchmarked video,
+    or the synthetic frames); ``val``: labelled data (as ``rtseg eval --data``) measured for every row.
+    """
     from rtseg.backends.registry import check_device
     from rtseg.models.yolo_seg import YoloSegModel
     from rtseg.pipeline.loading import load_runtime
@@ -354,15 +362,33 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
     for preset in presets:
         if preset != "auto":
             check_preset(preset)
-    configs = [BenchConfig(*c) for c in itertools.product(backends, imgszs, batches, workers, frame_paths, presets)]
+    from rtseg.exporters.quantize import check_precision
+
+    for precision in precisions:
+        check_precision(precision)
+    dataset = None
+    if val:
+        from rtseg.bench.gate import load_val
+
+        dataset = load_val(val, val_split, val_labels)  # a bad set: one line, before any run
+    configs = [BenchConfig(*c) for c in itertools.product(backends, imgszs, batches, workers, frame_paths, presets,
+                                                          precisions)]
     sample = make_source().read()
     rows, skipped = [], []
     with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp:
+        if calib is None and "int8" in precisions:  # calibrated on the benchmarked frames
+            calib = str(source) if source else str(_write_clip(make_source(), Path(tmp) / "calib.avi", frames))
         for config in configs:
             if progress:
                 progress(f"{config.label}: model only and end to end, in turn")
+            load = {"backend": config.backend, "device": device, "half": half, "workers": config.workers}
+            if config.precision != "fp32":
+                load.update(precision=config.precision, calib=calib, imgsz=config.imgsz)
             try:
-                net = load_runtime(model, backend=config.backend, device=device, half=half, workers=config.workers)
+                if config.precision != "fp32":
+                    load_runtime(model, **load)  # builds the cached INT8 copy once: not start-up
+                started = time.perf_counter()
+                net = load_runtime(model, **load)
             except ConfigError as exc:
                 if len(workers) == 1 or not str(exc).startswith("workers="):
                     raise
@@ -371,7 +397,16 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
             preset = auto_preset(device == "cpu") if config.preset == "auto" else config.preset
             seg = YoloSegModel(net, imgsz=config.imgsz,
                                frames_on_device=None if config.frame_path == "auto" else config.frame_path == "device")
+            loaded_s = time.perf_counter() - started
+            first_source = make_source()
+            seg([first_source.read()])  # type: ignore[list-item]
+            first_frame_s = time.perf_counter() - started
+            first_source.close()
             row: dict[str, object] = {"backend": config.backend, "backend_class": type(seg.backend).__name__,
+                                      "precision": config.precision,
+                                      # in-process: model load (cached export), session, source open, one frame
+                                      "time_to_first_frame_s": round(first_frame_s, 3),
+                                      "model_load_s": round(loaded_s, 3),
                                       "imgsz": list(seg.imgsz), "batch": config.batch, "half": half,
                                       # what the model is given for this source: the letterboxed width x height
                                       "input_wh": _input_wh(seg, sample),
@@ -390,6 +425,8 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
             # end-to-end / model-only can reach, however well the stages overlap
             row["model_cpu_share"] = round(row["model_only"]["cpu_ms_per_frame"]
                                            / max(row["end_to_end"]["cpu_ms_per_frame"]["total"], 1e-9), 3)
+            if dataset is not None:
+                row["accuracy"] = _accuracy(net, config.imgsz, dataset)
             if live_fps:
                 if progress:
                     progress(f"{config.label}: live at {live_fps:g} FPS")
@@ -425,6 +462,15 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
             "ultralytics": next(iter(ultra_runs.values()), None), "ultralytics_runs": list(ultra_runs.values()),
             "peak_rss_mib": rss, "peak_gpu_mib": gpu,
             "machine": _machine(), "versions": _versions(), "stages": list((*STAGES, "semantic"))}
+
+
+def _accuracy(net, imgsz: int | None, dataset) -> dict:  # noqa: ANN001
+    """``rtseg eval``'s box and mask mAP@0.5 of a loaded instance backend on ``dataset``."""
+    from rtseg.evaluate.core import evaluate_instance_model
+    from rtseg.models.yolo_seg import YoloSegModel
+
+    report = evaluate_instance_model(YoloSegModel(net, imgsz=imgsz, conf=0.001, iou=0.7), dataset)
+    return {k: round(float(report.metrics[k]), 4) for k in ("box_mAP50", "mask_mAP50")} | {"images": report.images}
 
 
 def _input_wh(seg, image: NDArray[np.uint8]) -> list[int]:  # noqa: ANN001

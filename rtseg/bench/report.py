@@ -14,25 +14,41 @@ PARTS = ("decode", "preprocess", "infer", "semantic", "postprocess", "overlay", 
 def _row_label(row: dict) -> str:
     extra = (" fp16" if row.get("half") else "") + (" dev-frames" if row.get("frame_path") == "device" else "")
     w, h = row.get("input_wh", row["imgsz"][::-1])
+    precision = f" {row['precision']}" if row.get("precision", "fp32") != "fp32" else ""
     return (f"{row['backend']} ({row['backend_class']}) {w}x{h} b{row['batch']} "
-            f"w{row['workers']} {row.get('video_preset', '')}{extra}")
+            f"w{row['workers']} {row.get('video_preset', '')}{extra}{precision}")
 
 
 def format_table(report: dict) -> str:
     """A plain-text summary: one line per configuration, then the per-stage p50/p95/p99."""
+    accuracy = any("accuracy" in row for row in report["configs"])
     lines = [f"{'configuration':<62}{'model-only':>11}{'end-to-end':>11}{'e2e/model':>10}{'model CPU':>10}"
-             + (f"{'vs UL save':>11}" if report["ultralytics"] else "")]
+             f"{'1st frame':>10}" + (f"{'vs UL save':>11}" if report["ultralytics"] else "")
+             + (f"{'box/mask mAP50':>16}" if accuracy else "")]
     for row in report["configs"]:
         line = f"{_row_label(row):<62}{row['model_only']['fps']:>11.1f}{row['end_to_end']['fps']:>11.1f}"
         line += f"{row['e2e_vs_model_only']:>10.2f}{row['model_cpu_share']:>10.2f}"
+        line += f"{row.get('time_to_first_frame_s', float('nan')):>9.2f}s"
         if report["ultralytics"]:
             line += f"{row['e2e_vs_ultralytics_save']:>10.2f}x"
+        if "accuracy" in row:
+            line += f"{row['accuracy']['box_mAP50']:>9.3f}/{row['accuracy']['mask_mAP50']:.3f}"
         lines.append(line)
+    fp32 = {(r["backend"], tuple(r["imgsz"]), r["batch"]): r for r in report["configs"]
+            if r.get("precision", "fp32") == "fp32"}
+    for row in report["configs"]:  # INT8 against the FP32 row of the same configuration
+        base = fp32.get((row["backend"], tuple(row["imgsz"]), row["batch"]))
+        if row.get("precision", "fp32") != "fp32" and base is not None:
+            lines.append(f"{row['precision']} vs fp32 ({_row_label(row)}): model-only "
+                         f"{row['model_only']['fps'] / base['model_only']['fps']:.2f}x, end-to-end "
+                         f"{row['end_to_end']['fps'] / base['end_to_end']['fps']:.2f}x")
     for skip in report.get("skipped", ()):
         lines.append(f"skipped {skip['config']}: {skip['reason']}")
     for u in report.get("ultralytics_runs") or ([report["ultralytics"]] if report["ultralytics"] else []):
         lines.append(f"ultralytics predict (imgsz {u.get('imgsz', '?')}): {u['save']['fps']:.1f} FPS saving video, "
                      f"{u['nosave']['fps']:.1f} FPS without saving")
+    lines.append("1st frame: in-process time to the first segmented frame (model load from the cache, session, "
+                 "source open, one frame)")
     lines.append("model CPU: the model's share of the CPU time per frame (model-only CPU ms / end-to-end CPU ms); "
                  "where the cores set the pace, e2e/model cannot exceed it")
     lines.append("")

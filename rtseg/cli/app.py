@@ -22,6 +22,7 @@ from rtseg.cli.edge import guard, ignore_stops, leave, route_native_stderr, sigt
 from rtseg.cli.options import RtsegGroup, ranged, use_rtseg_commands
 from rtseg.config import DEFAULT_MODEL, __version__, check_options
 from rtseg.errors import ConfigError, RtsegError
+from rtseg.exporters.quantize import DEFAULT_CALIB_FRAMES
 
 app = typer.Typer(
     name="rtseg",
@@ -54,9 +55,22 @@ def export_cmd(
                                                      "1..--max-batch (default: static).",
                                                      show_default=False)] = None,
     half: Annotated[bool, typer.Option(help="engine: FP16 precision.")] = False,
-    int8: Annotated[bool, typer.Option(help="engine: INT8 precision, calibrated on --calib images.")] = False,
-    calib: Annotated[Optional[Path], typer.Option(help="engine: folder of representative images for INT8 "
-                                                  "calibration (a cache is kept beside the engine).")] = None,
+    int8: Annotated[bool, typer.Option(help="INT8 precision, calibrated on --calib frames. onnx: ONNX Runtime "
+                                       "static quantization (QDQ, per-channel), for the CPU.")] = False,
+    calib: Annotated[Optional[Path], typer.Option(help="INT8 calibration frames: a folder of images (engine, "
+                                                  "onnx) or a video (onnx), like those the model will see.")
+                     ] = None,
+    calib_frames: Annotated[int, typer.Option(help="onnx --int8: frames used for calibration (1..2048).")
+                            ] = DEFAULT_CALIB_FRAMES,
+    val: Annotated[Optional[Path], typer.Option(help="onnx --int8: labelled data (as rtseg eval --data reads) "
+                                                "measured before and after quantization.")] = None,
+    val_split: Annotated[str, typer.Option(help="--val: split, as rtseg eval --split.")] = "val",
+    val_labels: Annotated[str, typer.Option(help="--val: how mask PNGs are read, as rtseg eval --labels.")
+                          ] = "semantic",
+    max_drop: Annotated[float, typer.Option(help="onnx --int8 --val: refuse to write the INT8 file when box or "
+                                            "mask mAP@0.5 (instance) or mIoU (semantic) drops by more.")] = 0.01,
+    force: Annotated[bool, typer.Option("--force", help="Write the INT8 file even when it fails --max-drop.")
+                     ] = False,
     batch: Annotated[int, typer.Option(help=ranged("batch", "engine: batch size of a static engine."))] = 1,
     max_batch: Annotated[int, typer.Option(help=ranged("max_batch", "engine: largest batch of a dynamic "
                                                        "engine."))] = 8,
@@ -74,6 +88,7 @@ def export_cmd(
       rtseg export best.pt --format engine --half --imgsz 640
       rtseg run clip.mp4 --model engines/best_640_fp16_b1.engine --device cuda
       rtseg export best.pt --format engine --int8 --calib frames/ --dynamic --max-batch 4
+      rtseg export best.pt --int8 --calib clip.mp4 --val data.yaml --val-split test   (CPU INT8, gated)
     """
     _setup_logging(False)
     apply_trust(trust)
@@ -81,19 +96,37 @@ def export_cmd(
     check_options(imgsz=imgsz, batch=batch, max_batch=max_batch, workspace_gb=workspace)
     from rtseg.api import export
 
+    if format == "engine" and (val is not None or force):
+        raise _fail("--val and --force check an ONNX INT8 export (--format onnx --int8)")
     if format == "engine":
         kwargs = {"dynamic": bool(dynamic), "half": half, "int8": int8, "calib": calib, "batch": batch,
                   "max_batch": max_batch, "workspace_gb": workspace}
+    elif int8:
+        kwargs = {"dynamic": True if dynamic is None else dynamic, "int8": True, "calib": calib,
+                  "calib_frames": calib_frames, "val": val, "val_split": val_split, "val_labels": val_labels,
+                  "max_drop": max_drop, "force": force}
+        if half or batch != 1:
+            raise _fail("--half and --batch apply to --format engine only")
+        if calib is None:
+            raise _fail("--int8 needs --calib SOURCE: a folder of images or a video like those the model will see")
     else:
         kwargs = {"dynamic": True if dynamic is None else dynamic}
-        if half or int8 or calib is not None or batch != 1:
-            raise _fail("--half, --int8, --calib and --batch apply to --format engine only")
+        if half or calib is not None or batch != 1:
+            raise _fail("--half, --calib and --batch apply to --format engine, or to onnx with --int8")
+    if not int8 and (val is not None or force):
+        raise _fail("--val and --force check an INT8 export: add --int8 --calib SOURCE")
     if nms is not None:
         kwargs["nms"] = nms
     try:
         target = export(weights, format, out=out, imgsz=imgsz, **kwargs)
     except RtsegError as exc:
         raise _fail(str(exc)) from None
+    if int8 and format == "onnx":
+        from rtseg.bench.gate import summary_lines
+        from rtseg.exporters.quantize import quantization_info
+
+        for line in summary_lines(quantization_info(target)):
+            typer.echo(f"rtseg: {line}", err=True)
     typer.echo(str(target))
 
 
@@ -146,6 +179,14 @@ def bench(
     live: Annotated[Optional[float], typer.Option("--live", help=ranged("live_fps", "Also play the source in "
                                                   "real time at this FPS, like a camera, and report frame-in "
                                                   "to frame-out latency and dropped frames."))] = None,
+    precision: Annotated[str, typer.Option(help="Comma list: fp32, int8 (ONNX Runtime INT8 copy, calibrated on "
+                                           "--calib or on the benchmarked frames).")] = "fp32",
+    calib: Annotated[Optional[str], typer.Option(help="int8 rows: calibration frames (a folder of images or a "
+                                                 "video). Default: the benchmarked source.")] = None,
+    val: Annotated[Optional[Path], typer.Option(help="Labelled data (as rtseg eval --data): box and mask mAP@0.5 "
+                                                "of each row.")] = None,
+    val_split: Annotated[str, typer.Option(help="--val: split, as rtseg eval --split.")] = "val",
+    val_labels: Annotated[str, typer.Option(help="--val: as rtseg eval --labels.")] = "semantic",
     vs: Annotated[Optional[str], typer.Option("--vs", help="'ultralytics': also time Ultralytics predict on "
                                               "the same weights, source, imgsz and device, saving on and "
                                               "off.")] = None,
@@ -157,6 +198,7 @@ def bench(
     Examples:
       rtseg bench --source clip.mp4 --vs ultralytics
       rtseg bench --synthetic 1920x1080 --imgsz 320,640 --backend torch,onnxruntime --plot bench.png
+      rtseg bench --source clip.mp4 --precision fp32,int8 --imgsz 320,640   (INT8 against FP32, side by side)
     """
     _setup_logging(False)
     apply_trust(trust)
@@ -172,6 +214,11 @@ def bench(
         worker_counts = _csv(workers, lambda v: None if v == "auto" else int(v), "workers", "counts or 'auto'")
         backends, frame_paths = _csv(backend, str, "backend", "backends"), _csv(frame_path, str, "frame_path")
         presets = _csv(video_preset, str, "video_preset", "presets")
+        precisions = _csv(precision, str, "precision", "precisions (fp32, int8)")
+        from rtseg.exporters.quantize import check_precision
+
+        for value in precisions:
+            check_precision(value)
         if synthetic is not None:
             parse_synthetic(synthetic)
         if vs not in (None, "ultralytics"):
@@ -191,6 +238,8 @@ def bench(
                            workers=worker_counts, frame_paths=frame_paths, presets=presets, device=device,
                            half=half, warmup=warmup,
                            repeats=repeats, vs_ultralytics=vs == "ultralytics", live_fps=live,
+                           precisions=precisions, calib=calib, val=str(val) if val else None, val_split=val_split,
+                           val_labels=val_labels,
                            progress=lambda msg: typer.echo(f"rtseg bench: {msg}", err=True))
     except ValueError as exc:  # batch=16: expected at most 8 (an engine's largest batch), from the pipeline
         raise _fail(str(exc)) from None

@@ -27,12 +27,15 @@ def setup_logging(verbose: bool) -> None:
 PARAMS = ("model semantic backend device half imgsz semantic_imgsz conf iou classes nms tile overlap tile_full "
           "tile_merge quality pad morph_open morph_close min_area class_file workers sources out jsonl show "
           "save_frames save_labels track trails max_frames batch video_preset hud alpha semantic_alpha image_fps "
-          "format dynamic int8 calib max_batch workspace frames warmup repeats json_out plot_out live "
+          "format dynamic int8 calib calib_frames precision val val_split val_labels max_drop force max_batch "
+          "workspace frames warmup repeats json_out plot_out live "
           "synthetic source split labels images epochs minutes crop scale flips loss lr encoder workspace_gb "
           "frame_path open_px close_px val_every colour live_fps serve serve_token webhook mqtt every on_change "
-          "event_masks reconnect stall_timeout segment").split()
+          "event_masks reconnect stall_timeout segment zones zone line zone_overlap zone_anchor report heatmap "
+          "heatmap_overlay heatmap_decay_s blur blur_style blur_only background").split()
 FLAGS = {"quality": "--semantic-quality", "json_out": "--json", "plot_out": "--plot", "workspace_gb": "--workspace",
-         "open_px": "--morph-open", "close_px": "--morph-close", "live_fps": "--live"}
+         "open_px": "--morph-open", "close_px": "--morph-close", "live_fps": "--live",
+         "heatmap_decay_s": "--heatmap-decay"}
 OFF_FLAGS = {"dynamic": "--static"}  # name=False on the command line; default --no-name
 _NAMES = "|".join(sorted(PARAMS, key=len, reverse=True))
 _SWITCHED = re.compile(r"(?:^|(?<=[\s(]))(" + _NAMES + r")=(True|False)\b")  # half=True -> --half

@@ -115,17 +115,27 @@ class Progress:
             self.bar = None
 
 
-def run_and_report(sources: list[str], model: str | None, *, quiet: bool, **options: Any) -> int:
+def run_and_report(sources: list[str], model: str | None, *, quiet: bool, notices: tuple[str, ...] = (),
+                   **options: Any) -> int:
     """Call :func:`rtseg.run` with a progress bar and Ctrl-C handling; print the summary; return the exit
     code. Errors become one line on stderr (exit 2), as does a live stream given up after ``reconnect``
-    attempts (the other streams ran on; every output is complete)."""
+    attempts (the other streams ran on; every output is complete). ``notices``: lines printed once every
+    option has been accepted (the sources open, the model loaded), before the first frame."""
     import rtseg
+    from rtseg.pipeline.loading import people_model
 
+    people = people_model(sources, model, options.get("semantic"), options.get("background"))
+    if people is not None:  # rtseg.run makes the same choice
+        notices = (*notices, "people from MediaPipe's selfie segmenter (assets/MODEL_CARD.md)" +
+                   (", with the bundled instance model; --semantic to choose another" if people[0] == "semantic"
+                    else "; --model to choose another"))
     progress = Progress(f"{len(sources)} sources" if len(sources) > 1 else sources[0], quiet)
     stopper = StopOnSignal()
 
     def on_start(total: int | None) -> None:
         stopper.started()
+        for line in notices:
+            typer.echo(f"rtseg: {line}", err=True)
         progress.start(total)
 
     try:
@@ -144,7 +154,7 @@ def run_and_report(sources: list[str], model: str | None, *, quiet: bool, **opti
         raise fail("aborted", 130) from None
     if not quiet:
         print_summary(summary)
-        if not model:
+        if not model and (people is None or people[0] == "semantic"):
             typer.echo(f"rtseg: {FULL_MODEL_HINT}", err=True)
     gave_up = [s for s in summary.streams if getattr(s, "gave_up", False)]
     if summary.interrupted:
@@ -236,6 +246,10 @@ def run(
                                         "cuda:N or a GPU index.")] = "auto",
     backend: Annotated[str, typer.Option(help="auto (from the model file), torch, onnxruntime or tensorrt.")] = "auto",
     half: Annotated[bool, typer.Option("--half", help="FP16 inference (CUDA only).")] = False,
+    precision: Annotated[str, typer.Option(help="fp32, or int8: an INT8 ONNX Runtime copy on the CPU, quantized "
+                                           "once (cached) from the first frames of SOURCE or --calib.")] = "fp32",
+    calib: Annotated[Optional[str], typer.Option(help="--precision int8: calibration frames (a folder of images "
+                                                 "or a video). Default: the first frames of SOURCE.")] = None,
     max_frames: Annotated[Optional[int], typer.Option(help=ranged("max_frames", "Stop after this many frames "
                                                        "per source. Default: all of them."))] = None,
     batch: Annotated[Optional[int], typer.Option(help=ranged("batch", "Frames per inference call, taken from "
@@ -286,6 +300,45 @@ def run(
     segment: Annotated[Optional[str], typer.Option(help="Start a new --out video and --jsonl file every so long "
                                                    "(90s, 10m, 1h): OUT_000.mp4, OUT_001.mp4, ... for runs of "
                                                    "days.", rich_help_panel="Live")] = None,
+    zones: Annotated[Optional[Path], typer.Option(help="YAML/JSON file of named zones and lines (fractions of the "
+                                                   "frame or pixels; per source if wanted): see README, "
+                                                   "Analytics.", rich_help_panel="Analytics")] = None,
+    zone: Annotated[Optional[list[str]], typer.Option(help="A zone 'name:x1,y1,x2,y2,x3,y3,...' (at least 3 "
+                                                      "points, fractions 0..1 or pixels); repeat for more. "
+                                                      "Occupancy per class, enter/leave, dwell time.",
+                                                      metavar="NAME:X,Y,...", rich_help_panel="Analytics",
+                                                      show_default=False)] = None,
+    line: Annotated[Optional[list[str]], typer.Option(help="A counting line 'name:x1,y1,x2,y2'; repeat for more. "
+                                                      "Crossings in/out per class, once per track.",
+                                                      metavar="NAME:X1,Y1,X2,Y2", rich_help_panel="Analytics",
+                                                      show_default=False)] = None,
+    zone_overlap: Annotated[float, typer.Option(help="An instance is in a zone when at least this fraction of "
+                                                "its mask lies inside (above 0, up to 1).",
+                                                rich_help_panel="Analytics")] = 0.5,
+    zone_anchor: Annotated[str, typer.Option(help="mask (the overlap above; lines use the mask centroid) or box "
+                                             "(the box's bottom centre, as other tools do).",
+                                             rich_help_panel="Analytics")] = "mask",
+    report: Annotated[Optional[Path], typer.Option(help="At the end (also on Ctrl-C): counts per zone and line, "
+                                                   "per class, per minute: .json or .csv.",
+                                                   rich_help_panel="Analytics")] = None,
+    heatmap: Annotated[Optional[Path], typer.Option(help="Save where each class was over the run as a PNG over a "
+                                                    "frame of the video ({class} in the name: one per class).",
+                                                    rich_help_panel="Analytics")] = None,
+    heatmap_overlay: Annotated[bool, typer.Option("--heatmap-overlay", help="Draw the heatmap live on the "
+                                                  "outputs.", rich_help_panel="Analytics")] = False,
+    heatmap_decay: Annotated[Optional[float], typer.Option("--heatmap-decay", help="Half-life in seconds of a "
+                                                           "decaying heatmap. Default: the whole run counts the "
+                                                           "same.", rich_help_panel="Analytics")] = None,
+    blur: Annotated[Optional[str], typer.Option(help="Privacy: blur exactly the mask pixels of these classes "
+                                                "('person', 'person,dog') in every visual output.",
+                                                rich_help_panel="Analytics")] = None,
+    blur_style: Annotated[str, typer.Option(help="blur or pixelate (the mask, feathered), or box (the whole "
+                                            "box, for comparison).", rich_help_panel="Analytics")] = "blur",
+    blur_only: Annotated[bool, typer.Option("--blur-only", help="With --blur: draw nothing else (no masks, "
+                                            "boxes, labels, HUD).", rich_help_panel="Analytics")] = False,
+    background: Annotated[Optional[str], typer.Option(help="Replace everything but the people: blur, a colour "
+                                                      "('#00ff00', '0,177,64', green), an image or a video file. "
+                                                      "Nothing else is drawn.", rich_help_panel="Analytics")] = None,
     trust: Annotated[bool, typer.Option("--trust-weights", help=TRUST_WEIGHTS_HELP)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what each stage does.")] = False,
@@ -306,6 +359,9 @@ def run(
       rtseg run a.mp4 b.mp4 rtsp://cam/live -o out.mp4   (one batched pipeline: out_a.mp4, out_b.mp4, ...)
       rtseg run rtsp://cam/live --serve 8080 --jsonl - --segment 1h -o cam.mp4   (browser view, records on stdout)
       rtseg run 0 --mqtt mqtt://broker/cam0 --on-change          (an event when a class or track comes or goes)
+      rtseg run shop.mp4 --zone "door:0.1,0.2,0.4,0.2,0.4,0.9" --line "gate:0,0.6,1,0.6" --report counts.csv
+      rtseg run street.mp4 --blur person --blur-only -o private.mp4      (people blurred, nothing else drawn)
+      rtseg run 0 --background blur --show                                (webcam: blur behind the person)
     """
     setup_logging(verbose)
     apply_trust(trust)
@@ -313,7 +369,8 @@ def run(
                          classes=classes, device=device, backend=backend, half=half, quality=quality, pad=pad,
                          morph_open=morph_open, morph_close=morph_close, min_area=min_area, tile=tile,
                          overlap=overlap, tile_full=tile_full, tile_merge=tile_merge, class_file=class_file,
-                         workers=workers)
+                         workers=workers, **({"precision": precision, "calib": calib} if precision != "fp32" or calib
+                                             else {}))
     # the library's own checks (rtseg.run makes them again), here before it and PyTorch load: a second, not ten
     check_options(trails=trails, max_frames=max_frames, batch=batch, alpha=alpha, semantic_alpha=semantic_alpha,
                   image_fps=image_fps, every=every, reconnect=reconnect, stall_timeout=stall_timeout,
@@ -328,6 +385,16 @@ def run(
 
         view = LiveView(serve, token=serve_token).start()
         typer.echo(f"rtseg: live view at {view.link}", err=True)
+    analytics = dict(zones=zones, zone=zone or (), line=line or (), zone_overlap=zone_overlap,
+                     zone_anchor=zone_anchor, report=report, heatmap=heatmap, heatmap_overlay=heatmap_overlay,
+                     heatmap_decay_s=heatmap_decay, blur=blur, blur_style=blur_style, blur_only=blur_only,
+                     background=background)
+    from rtseg.analytics import check_analytics_options  # OpenCV: not for --help
+
+    check_analytics_options(**analytics)  # shapes, suffixes, the background file: before PyTorch loads
+    notices = ()
+    if not track and (zones or zone or line):
+        notices = ("zones and lines count tracks: tracking switched on (bytetrack; --track botsort to choose)",)
     live = dict(serve=view, webhook=webhook, mqtt=mqtt, every=every, on_change=on_change, event_masks=event_masks,
                 reconnect=reconnect,
                 stall_timeout=stall_timeout, segment=segment)
@@ -335,7 +402,8 @@ def run(
         code = run_and_report(sources, model or None, quiet=quiet, out=out, jsonl=jsonl, show=show,
                               save_frames=save_frames, save_labels=save_labels, track=track, trails=trails,
                               max_frames=max_frames, batch=batch, video_preset=video_preset, hud=hud, alpha=alpha,
-                              semantic_alpha=semantic_alpha, image_fps=image_fps, **live, **model_options)
+                              semantic_alpha=semantic_alpha, image_fps=image_fps, notices=notices, **live,
+                              **analytics, **model_options)
     finally:
         if view is not None:
             view.stop()

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rtseg.analytics import Analytics
 from rtseg.errors import ConfigError
 from rtseg.overlay.annotator import Annotator
 from rtseg.pipeline.streams import Stream
@@ -124,19 +125,23 @@ def output_paths(specs: Sequence[str], outputs: Outputs, *, segmented: bool = Fa
 
 
 def check_outputs(specs: Sequence[str], outputs: Outputs, inputs: Sequence[str | Path] = (), *,
-                  segmented: bool = False) -> None:
+                  segmented: bool = False, extra: Sequence[OutputPath] = ()) -> None:
     """Fail before any source opens or model loads when an output cannot be written, or would overwrite a
     source (or another input file: weights, a class file), or two outputs would write one file
-    (:func:`rtseg.sinks.base.check_output_paths`)."""
-    check_output_paths(output_paths(specs, outputs, segmented=segmented), inputs=[*specs, *inputs])
+    (:func:`rtseg.sinks.base.check_output_paths`). ``extra``: other files the run writes (an analytics
+    report, heatmaps)."""
+    check_output_paths([*output_paths(specs, outputs, segmented=segmented), *extra], inputs=[*specs, *inputs])
 
 
 def build_streams(specs: Sequence[str], sources: Sequence[Source], outputs: Outputs, drawing: Drawing, *,
                   names: tuple[str, ...], semantic_names: tuple[str, ...] = (),
                   semantic_palette: tuple = (), track: str | None = None, min_score: float | None = None,
-                  video_preset: str = "ultrafast", live: LiveOutputs | None = None) -> list[Stream]:
+                  video_preset: str = "ultrafast", live: LiveOutputs | None = None,
+                  analytics: Sequence[Analytics | None] = ()) -> list[Stream]:
     """One :class:`Stream` per source with its sinks, annotator and tracker. On an error every sink opened so
     far is closed (the caller still owns the sources).
+
+    ``analytics``: each source's :class:`~rtseg.analytics.Analytics` (zones, lines, blur, ...) or None.
 
     A live source's video is written fragmented, playable at any moment (:class:`VideoFileSink` ``live``).
     """
@@ -144,14 +149,16 @@ def build_streams(specs: Sequence[str], sources: Sequence[Source], outputs: Outp
     if track is not None and track not in TRACKERS:
         raise ConfigError(f"track={track!r}: expected one of {', '.join(TRACKERS)}")
     streams: list[Stream] = []
+    each = list(analytics) + [None] * (len(specs) - len(analytics))
     try:
-        for spec, tag, source, own in zip(specs, source_tags(specs), sources, stream_outputs(specs, outputs)):
+        for spec, tag, source, own, stage in zip(specs, source_tags(specs), sources, stream_outputs(specs, outputs),
+                                                 each):
             annotator = Annotator(names, alpha=drawing.alpha, hud=drawing.hud, semantic_names=semantic_names,
                                   semantic_palette=semantic_palette, semantic_alpha=drawing.semantic_alpha,
                                   trails=drawing.trails if track else 0, palette=drawing.palette)
             tracker = Tracker(track, frame_rate=source.fps, min_score=min_score) if track else None
             sinks: list[Sink] = []
-            streams.append(Stream(source, sinks, annotator, tracker))  # first, so an error closes its sinks
+            streams.append(Stream(source, sinks, annotator, tracker, stage))  # first: an error closes its sinks
             if own.out is not None:
                 sinks.append(_segmented(own.out, live.segment_s, lambda path, fps=source.fps, on=bool(source.live):
                                         VideoFileSink(path, fps=fps, preset=video_preset, live=on)))

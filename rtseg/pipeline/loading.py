@@ -15,7 +15,7 @@ from rtseg.backends.registry import (
     load_backend,
     load_semantic_backend,
 )
-from rtseg.config import DEFAULT_MODEL, check_options
+from rtseg.config import DEFAULT_MODEL, PEOPLE_MODEL, check_options
 from rtseg.errors import BackendUnavailable, ConfigError, ModelError
 
 
@@ -81,20 +81,52 @@ class RunOptions:
     batch: int | None = None  # frames per inference call; None: one per source (1 with tiling)
     workers: int | None = None  # inference calls at once (ONNX Runtime); None: the backend's default
     video_preset: str = "auto"  # x264 preset; auto: rtseg.sinks.video.auto_preset
+    precision: str = "fp32"  # int8: an INT8 ONNX copy on the CPU (rtseg.exporters.quantize.cached_int8)
+    calib: str | None = None  # int8: calibration frames (a folder, a video); rtseg.run passes the first source
+    calib_frames: int | None = None  # int8: how many; None: rtseg.exporters.quantize.DEFAULT_CALIB_FRAMES
+
+
+def people_model(sources: list[str], model: object, semantic: object, background: object
+                 ) -> tuple[str, Path] | None:
+    """Where MediaPipe's selfie segmenter comes in when no model was named: ``("semantic", path)`` beside the
+    bundled instance model for a webcam (``rtseg run 0``: person pixels with MediaPipe's edges, boxes and
+    cats and dogs from the instance model), ``("model", path)`` alone for background replacement (the
+    person mask is all it needs); None otherwise.
+
+    Example:
+        >>> people_model(["0"], None, None, None)[0], people_model(["a.mp4"], None, None, "blur")[0]
+        ('semantic', 'model')
+        >>> people_model(["a.mp4"], None, None, None), people_model(["0"], "my.pt", None, None)
+        (None, None)
+    """
+    if model is not None or semantic not in (None, "") or not PEOPLE_MODEL.is_file():
+        return None
+    if background not in (None, ""):
+        return "model", PEOPLE_MODEL
+    return ("semantic", PEOPLE_MODEL) if any(str(s).strip().isdigit() for s in sources) else None
 
 
 def load_runtime(model: str | Path, *, backend: str = "auto", device: str = "auto", half: bool = False,
-                 workers: int | None = None, nms: bool | None = None) -> Backend:
+                 workers: int | None = None, nms: bool | None = None, precision: str = "fp32",
+                 calib: str | Path | None = None, calib_frames: int | None = None,
+                 imgsz: int | None = None) -> Backend:
     """Load an instance-segmentation model as :func:`rtseg.backends.registry.load_backend` does, choosing the
     runtime of ``.pt`` weights: with ``backend="auto"`` on a CPU, or ``backend="onnxruntime"``, they run on ONNX
     Runtime through an export made once and cached in ``$RTSEG_CACHE`` (default ``~/.cache/rtseg``);
     ``backend="torch"`` keeps PyTorch. On a CPU, ONNX Runtime runs the whole pipeline 1.7x faster than PyTorch
     (benchmarks/). When the export fails, ``"auto"`` falls back to PyTorch with a warning.
 
+    ``precision="int8"``: an INT8 ONNX Runtime copy on the CPU, built once from ``calib`` frames (letterboxed
+    at ``imgsz``) and cached (:func:`int8_model`); an INT8 ``.onnx`` runs as it is.
+
     Arguments and errors: those of :func:`~rtseg.backends.registry.load_backend`.
     """
     wanted = backend_format(backend)
     check_workers(workers)
+    if precision != "fp32":
+        path = int8_model(model, backend=backend, device=device, half=half, calib=calib, calib_frames=calib_frames,
+                          imgsz=imgsz, nms=nms, precision=precision)
+        return load_backend(path, backend="onnx", device="cpu", workers=workers)
     if Path(str(model)).suffix.lower() == ".pt" and wanted in (None, "onnx"):
         device = check_device(device, half=half)
         if wanted == "onnx" or device == "cpu":
@@ -102,6 +134,35 @@ def load_runtime(model: str | Path, *, backend: str = "auto", device: str = "aut
             if onnx_path is not None:  # the export holds the head nms picked
                 return load_backend(onnx_path, backend="onnx", device=device, half=half, workers=workers)
     return load_backend(model, backend=backend, device=device, half=half, workers=workers, nms=nms)
+
+
+def int8_model(model: str | Path, *, backend: str = "auto", device: str = "auto", half: bool = False,
+               calib: str | Path | None = None, calib_frames: int | None = None, imgsz: int | None = None,
+               nms: bool | None = None, task: str = "segment", precision: str = "int8") -> Path:
+    """The INT8 ONNX file ``model`` runs as: itself when it is one, else a cached quantized copy of ``.pt``
+    weights, a semantic checkpoint or an FP32 ``.onnx`` (:func:`rtseg.exporters.quantize.cached_int8`)."""
+    from rtseg.exporters.quantize import DEFAULT_CALIB_FRAMES, cached_int8, check_precision, is_int8
+
+    check_precision(precision)
+    if backend_format(backend) not in (None, "onnx"):
+        raise ConfigError(f"precision={precision} runs on ONNX Runtime; backend={backend!r} cannot run it")
+    if half:
+        raise ConfigError(f"precision={precision} and half=True: pick one")
+    if device.strip().lower() not in ("auto", "cpu"):
+        raise ConfigError(f"precision={precision} runs on the CPU (ONNX Runtime); use device='cpu'")
+    if is_int8(model):
+        return Path(str(model))
+    if not Path(str(model)).is_file():
+        raise ModelError(f"model file not found: {model}")
+    if Path(str(model)).suffix.lower() not in (".pt", ".pth", ".onnx"):
+        raise ConfigError(f"precision={precision}: {Path(str(model)).name} cannot be quantized here; give .pt "
+                          "weights or an .onnx file")
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise BackendUnavailable("precision=int8 needs onnxruntime: pip install onnxruntime")
+    if calib in (None, ""):
+        raise ConfigError(f"precision={precision}: name calibration frames (calib=a folder of images or a video)")
+    return cached_int8(str(model), calib=calib, calib_frames=calib_frames or DEFAULT_CALIB_FRAMES, imgsz=imgsz,
+                       task=task, nms=nms)
 
 
 def _cached_onnx(weights: str, *, required: bool, nms: bool | None) -> Path | None:
@@ -129,6 +190,8 @@ def load_models(opts: RunOptions):  # noqa: ANN201 - (instance stage | None, sem
     check_options(imgsz=opts.imgsz, semantic_imgsz=opts.semantic_imgsz, conf=opts.conf, iou=opts.iou,
                   tile=opts.tile, overlap=opts.overlap, pad=opts.pad, morph_open=opts.morph_open,
                   morph_close=opts.morph_close, min_area=opts.min_area, workers=opts.workers)
+    if opts.calib and opts.precision == "fp32":
+        raise ConfigError(f"calib={opts.calib}: calibration frames are for precision='int8'")
     instance_spec, semantic_spec = opts.model or str(DEFAULT_MODEL), opts.semantic
     if opts.model and not opts.semantic and model_task(opts.model) == "semantic":
         instance_spec, semantic_spec = "", opts.model  # semantic-only run
@@ -143,7 +206,8 @@ def load_models(opts: RunOptions):  # noqa: ANN201 - (instance stage | None, sem
         from rtseg.models.yolo_seg import YoloSegModel
 
         net = load_runtime(instance_spec, backend=opts.backend, device=opts.device, half=opts.half,
-                           workers=opts.workers, nms=opts.nms)
+                           workers=opts.workers, nms=opts.nms, precision=opts.precision, calib=opts.calib,
+                           calib_frames=opts.calib_frames, imgsz=opts.imgsz or opts.tile)
         seg = YoloSegModel(net, imgsz=opts.imgsz or opts.tile, conf=opts.conf, iou=opts.iou,
                            classes=_parse_classes(opts.classes, net.info.names), **morph)
         if opts.tile:
@@ -156,6 +220,11 @@ def load_models(opts: RunOptions):  # noqa: ANN201 - (instance stage | None, sem
 
         device = check_device(opts.device, half=opts.half)
         imgsz = opts.semantic_imgsz if seg is not None else (opts.semantic_imgsz or opts.imgsz)
+        if opts.precision != "fp32":  # an INT8 ONNX copy on the CPU
+            semantic_spec = str(int8_model(semantic_spec, backend=opts.backend, device=opts.device,
+                                           half=opts.half, calib=opts.calib, calib_frames=opts.calib_frames,
+                                           imgsz=imgsz or opts.tile, task="semantic", precision=opts.precision))
+            device = "cpu"
         sem = SemanticModel(load_semantic_backend(semantic_spec, device=device, half=opts.half),
                             imgsz=imgsz or opts.tile, quality=opts.quality, pad=opts.pad, **morph)
         if opts.tile:

@@ -11,6 +11,7 @@ one (more cut points, seeds, option values and commands; ``pytest --fuzz-all``).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import pickle
@@ -342,6 +343,37 @@ def option_cases(full: bool) -> list[Case]:
                 return Spec([*args, "--synthetic", "96x64", "--frames", "2", "--json", str(o / "b.json")])
             return Spec(["run", str(clip(ins / "c.avi", frames=4)), "--out", str(o / "o.mp4"), "--quiet", *args])
         out.append(Case("options", name, build_extra))
+    return out + analytics_option_cases(full)
+
+
+# analytics flags (README, Analytics): name -> the flags, given the case's in/ and out/ folders
+ANALYTICS_OPTIONS: dict[str, Callable[[Path, Path], list[str]]] = {
+    "zone-two-points": lambda ins, o: ["--zone", "door:0.1,0.2,0.4,0.2"],
+    "zone-outside-frame": lambda ins, o: ["--zone", "door:10,10,900,10,900,200"],
+    "blur-unknown-class": lambda ins, o: ["--blur", "notaclass"],
+    "background-unreadable": lambda ins, o: ["--background", str(write(ins / "back.png", b"\x89PNG\r\n\x1a\n junk"))],
+    "report-suffix": lambda ins, o: ["--line", "gate:0,0.5,1,0.5", "--report", str(o / "counts.xlsx")],
+}
+ANALYTICS_OPTIONS_FULL: dict[str, Callable[[Path, Path], list[str]]] = {
+    "zone-nan": lambda ins, o: ["--zone", "door:nan,0,1,0,1,1"],
+    "zone-no-area": lambda ins, o: ["--zone", "door:0,0,0.5,0.5,1,1"],
+    "line-one-point": lambda ins, o: ["--line", "gate:0.5,0.5"],
+    "zones-binary-file": lambda ins, o: ["--zones", str(random_bytes(ins / "z.yaml", 256, seed=3))],
+    "zone-overlap-zero": lambda ins, o: ["--zone", "door:0,0,1,0,1,1", "--zone-overlap", "0"],
+    "background-text": lambda ins, o: ["--background", "#12"],
+    "heatmap-suffix": lambda ins, o: ["--heatmap", str(o / "h.txt")],
+}
+
+
+def analytics_option_cases(full: bool) -> list[Case]:
+    table = {**ANALYTICS_OPTIONS, **(ANALYTICS_OPTIONS_FULL if full else {})}
+    out = []
+    for name, flags in table.items():
+        def build(root: Path, flags: Callable[[Path, Path], list[str]] = flags) -> Spec:
+            ins, o, _ = folders(root)
+            return Spec(["run", str(clip(ins / "c.avi", frames=4)), "--out", str(o / "o.mp4"), "--quiet",
+                         *flags(ins, o)])
+        out.append(Case("options", f"analytics-{name}", build))
     return out
 
 
@@ -530,10 +562,74 @@ def network_cases(full: bool) -> list[Case]:
     return out
 
 
+BUNDLED = ROOT / "rtseg" / "assets" / "yolo11n-seg-person-cat-dog.pt"  # the default instance model (person, cat, dog)
+
+
+@functools.lru_cache(maxsize=1)
+def _int8_bytes() -> bytes:
+    """A real INT8 ONNX file of the bundled model (imgsz 64, one calibration frame), made once per session."""
+    import tempfile
+
+    from rtseg.exporters.onnx import export_onnx
+    from rtseg.exporters.quantize import quantize_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(str(BUNDLED), out=Path(tmp) / "fp32.onnx", imgsz=64)
+        frame = cv2.imread(str(image(Path(tmp) / "a.png")))
+        return quantize_onnx(fp32, Path(tmp) / "int8.onnx", frames=[frame], calib_name="a", task="segment",
+                             imgsz=64).read_bytes()
+
+
+def int8_cases(full: bool) -> list[Case]:  # noqa: ARG001 - the same few cases in both sets
+    """INT8 export and run: calibration sources without images, a --val set of other classes, a corrupt INT8 file."""
+
+    def export(root: Path, calib: Callable[[Path], Path], *extra: str) -> Spec:
+        ins, o, _ = folders(root)
+        return Spec(["export", str(BUNDLED), "--int8", "--calib", str(calib(ins)), *extra, "--out", str(o / "m.onnx")],
+                    extra_inputs=[BUNDLED])
+
+    def empty(ins: Path) -> Path:
+        (ins / "calib").mkdir()
+        (ins / "calib" / "readme.txt").write_text("no images")
+        return ins / "calib"
+
+    def garbage(ins: Path) -> Path:
+        (ins / "calib").mkdir()
+        for i in range(3):
+            random_bytes(ins / "calib" / f"{i}.jpg", 500, i)
+        return ins / "calib"
+
+    def other_classes(root: Path) -> Spec:
+        ins, o, _ = folders(root)
+        data = mask_set(ins / "cars", square(1), classes="car\n")
+        return Spec(["export", str(BUNDLED), "--int8", "--calib", str(data / "images"), "--calib-frames", "1",
+                     "--imgsz", "64", "--val", str(data), "--val-labels", "instance", "--out", str(o / "m.onnx")],
+                    extra_inputs=[BUNDLED])
+
+    def corrupt(root: Path, keep: float) -> Spec:
+        ins, o, _ = folders(root)
+        model = write(ins / "m-int8.onnx", _int8_bytes()[: int(len(_int8_bytes()) * keep)])
+        return Spec(["run", str(clip(ins / "c.avi", frames=3)), "--model", str(model), "--out", str(o / "o.mp4"),
+                     "--quiet"])
+
+    def bad_precision(root: Path) -> Spec:
+        ins, o, _ = folders(root)
+        return Spec(["run", str(clip(ins / "c.avi", frames=3)), "--precision", "int4", "--out", str(o / "o.mp4")])
+
+    return [Case("int8", "calib-empty-folder", lambda r: export(r, empty)),
+            Case("int8", "calib-garbage-images", lambda r: export(r, garbage)),
+            Case("int8", "calib-missing", lambda r: export(r, lambda ins: ins / "nothing-here")),
+            Case("int8", "calib-frames-zero", lambda r: export(r, garbage, "--calib-frames", "0")),
+            Case("int8", "val-other-classes", other_classes),
+            Case("int8", "corrupt-int8-half", lambda r: corrupt(r, 0.5)),
+            Case("int8", "corrupt-int8-head", lambda r: corrupt(r, 0.02)),
+            Case("int8", "precision-unknown", bad_precision)]
+
+
 def cases(full: bool = False) -> list[Case]:
     """Every case of every category: the small set, or with ``full`` the larger one."""
     made = [*media_cases(full), *weights_cases(full), *option_cases(full), *class_file_cases(full),
-            *dataset_cases(full), *output_cases(full), *network_cases(full)]
+            *dataset_cases(full), *output_cases(full), *network_cases(full), *int8_cases(full)]
     ids = [c.id for c in made]
     assert len(ids) == len(set(ids)), "duplicate fuzz case ids"
     return made

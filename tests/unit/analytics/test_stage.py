@@ -187,7 +187,7 @@ def test_write_report_json_and_csv(tmp_path: Path) -> None:
     ({"background": "blur", "names": ("cat", "dog")}, "background='blur': keeps the people, but this model has no "
                                                       "'person' class (cat, dog)"),
     ({"background": "no/such.png"}, "background='no/such.png': no such file"),
-    ({"report": "r.json"}, "report=r.json: counts zones and lines; give zones, zone or line"),
+    ({"report": "r.json"}, "report=r.json: counts zones and lines; give zones=FILE, zone=... or line=..."),
     ({"report": "r.xlsx", "zone": ["a:0,0,1,0,1,1"]}, "report=r.xlsx: expected a .json or .csv file"),
 ])
 def test_bad_options_are_one_line(options: dict, message: str) -> None:
