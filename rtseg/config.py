@@ -87,6 +87,7 @@ LIMITS: dict[str, Limit] = {
     "frames": Limit(1),
     "warmup": Limit(0),
     "repeats": Limit(1, 100),
+    "viewers": Limit(0, 64),
     "epochs": Limit(1),
     "val_every": Limit(2),
     "image_fps": Limit(0, 1000, integer=False, above=True),

@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rtseg.bench.report import format_table, plot
+from rtseg.bench.viewers import Viewers
 from rtseg.config import check_options
 from rtseg.errors import ConfigError, SourceError
 from rtseg.types import STAGES
@@ -231,9 +232,10 @@ def merge_rounds(rounds: list[dict]) -> dict:
 
 
 def end_to_end(make_source, seg, sem, batch: int, *, frames: int, warmup: int, repeats: int,  # noqa: ANN001
-               out_dir: Path, preset: str = "superfast", before_each: Callable[[], object] | None = None) -> dict:
+               out_dir: Path, preset: str = "superfast", before_each: Callable[[], object] | None = None,
+               viewers: Viewers | None = None) -> dict:
     """The whole pipeline writing H.264, ``repeats`` times after a warm-up run (``before_each`` is called before
-    each timed run); the median run's details."""
+    each timed run); the median run's details. ``viewers``: the browser view and its MJPEG readers as well."""
     from rtseg.overlay.annotator import Annotator
     from rtseg.pipeline.core import Pipeline
     from rtseg.sinks import VideoFileSink
@@ -245,8 +247,10 @@ def end_to_end(make_source, seg, sem, batch: int, *, frames: int, warmup: int, r
     def once(n: int):  # noqa: ANN202
         source = make_source()
         t0 = time.perf_counter()
-        summary = Pipeline(source, seg, [VideoFileSink(out_dir / "bench.mp4", fps=source.fps, preset=preset)],
-                           annotator=annotator, max_frames=n, semantic=sem, batch=batch).run()
+        sinks = [VideoFileSink(out_dir / "bench.mp4", fps=source.fps, preset=preset)]
+        if viewers is not None:
+            sinks += viewers.sinks(source, annotator.names, annotator.semantic_names)
+        summary = Pipeline(source, seg, sinks, annotator=annotator, max_frames=n, semantic=sem, batch=batch).run()
         return summary.steady_fps, summary, summary.frames / (time.perf_counter() - t0)
 
     if warmup:
@@ -314,9 +318,10 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
               warmup: int = 10, repeats: int = 3,
               vs_ultralytics: bool = False, live_fps: float | None = None, progress=None,  # noqa: ANN001
               precisions: Sequence[str] = ("fp32",), calib: str | None = None, val: str | None = None,
-              val_split: str = "val", val_labels: str = "semantic") -> dict:
+              val_split: str = "val", val_labels: str = "semantic", viewers: int = 0) -> dict:
     """Measure every configuration; return the JSON-ready report (see the module docstring).
 
+    ``viewers``: end-to-end runs also serve the browser view to this many MJPEG readers (:mod:`.viewers`).
     ``precisions``: ``fp32`` and/or ``int8`` rows (INT8 calibrated on ``calib``, default the benchmarked video,
     or the synthetic frames); ``val``: labelled data (as ``rtseg eval --data``) measured for every row.
     """
@@ -326,7 +331,7 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
     from rtseg.sinks.video import auto_preset, check_preset
     from rtseg.sources import open_source
 
-    check_options(frames=frames, warmup=warmup, repeats=repeats, live_fps=live_fps)
+    check_options(frames=frames, warmup=warmup, repeats=repeats, live_fps=live_fps, viewers=viewers)
     for name, values in (("imgsz", imgszs), ("batch", batches), ("workers", workers)):  # each swept value
         if not values:
             raise ConfigError(f"{name} needs at least one value to sweep")
@@ -375,7 +380,7 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
                                                           precisions)]
     sample = make_source().read()
     rows, skipped = [], []
-    with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp, Viewers(viewers) as view:
         if calib is None and "int8" in precisions:  # calibrated on the benchmarked frames
             calib = str(source) if source else str(_write_clip(make_source(), Path(tmp) / "calib.avi", frames))
         for config in configs:
@@ -418,7 +423,8 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
             row["end_to_end"] = end_to_end(
                 make_source, seg, sem, config.batch, frames=frames, warmup=warmup, repeats=repeats, out_dir=Path(tmp),
                 preset=preset, before_each=lambda rounds=rounds, seg=seg, batch=config.batch: rounds.append(
-                    model_only(seg, sample, batch, warmup=3, iters=max(10, min(frames, 120)))))
+                    model_only(seg, sample, batch, warmup=3, iters=max(10, min(frames, 120)))), viewers=view)
+            row["viewers"] = viewers
             row["model_only"] = merge_rounds(rounds)
             row["e2e_vs_model_only"] = round(row["end_to_end"]["fps"] / row["model_only"]["fps"], 3)
             # the model's share of the CPU time a frame costs end to end: when the cores set the pace, the most

@@ -8,7 +8,7 @@ import numpy as np
 
 from rtseg.sinks.atomic import save_figure
 
-PARTS = ("decode", "preprocess", "infer", "semantic", "postprocess", "overlay", "encode", "queue_wait")
+PARTS = ("decode", "preprocess", "infer", "semantic", "postprocess", "overlay", "encode", "serve", "queue_wait")
 
 
 def _row_label(row: dict) -> str:
@@ -59,6 +59,8 @@ def format_table(report: dict) -> str:
         if name in stages:
             s = stages[name]
             lines.append(f"{name:<14}{s['p50']:>8.1f}{s['p95']:>8.1f}{s['p99']:>8.1f}")
+    if fastest.get("viewers"):
+        lines.append(f"serve: the browser view, read by {fastest['viewers']} MJPEG viewers at full size (--viewers)")
     cpu = fastest["end_to_end"]["cpu_ms_per_frame"]
     lines.append(f"CPU ms per frame: model only {fastest['model_only']['cpu_ms_per_frame']:.1f}; end to end "
                  f"{cpu['total']:.1f} = " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items() if k != "total"))

@@ -179,6 +179,9 @@ def bench(
     live: Annotated[Optional[float], typer.Option("--live", help=ranged("live_fps", "Also play the source in "
                                                   "real time at this FPS, like a camera, and report frame-in "
                                                   "to frame-out latency and dropped frames."))] = None,
+    viewers: Annotated[int, typer.Option(help=ranged("viewers", "Serve the browser view (--serve) to this many "
+                                         "MJPEG readers during the end-to-end runs: its cost shows as the "
+                                         "'serve' stage and in FPS."))] = 0,
     precision: Annotated[str, typer.Option(help="Comma list: fp32, int8 (ONNX Runtime INT8 copy, calibrated on "
                                            "--calib or on the benchmarked frames).")] = "fp32",
     calib: Annotated[Optional[str], typer.Option(help="int8 rows: calibration frames (a folder of images or a "
@@ -239,7 +242,7 @@ def bench(
                            half=half, warmup=warmup,
                            repeats=repeats, vs_ultralytics=vs == "ultralytics", live_fps=live,
                            precisions=precisions, calib=calib, val=str(val) if val else None, val_split=val_split,
-                           val_labels=val_labels,
+                           val_labels=val_labels, viewers=viewers,
                            progress=lambda msg: typer.echo(f"rtseg bench: {msg}", err=True))
     except ValueError as exc:  # batch=16: expected at most 8 (an engine's largest batch), from the pipeline
         raise _fail(str(exc)) from None

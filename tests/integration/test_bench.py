@@ -110,7 +110,15 @@ def test_video_preset_sweep_encodes_with_each_preset(tmp_path) -> None:
     assert " superfast " in stdout and " ultrafast " in stdout and "CPU ms per frame" in stdout
 
 
+def test_viewers_serve_the_browser_view_as_a_timed_stage(tmp_path) -> None:
+    data, stdout = _sweep(tmp_path, "--viewers", "2")
+    (row,) = data["configs"]
+    assert row["viewers"] == 2 and row["end_to_end"]["stages_ms"]["serve"]["p50"] > 0
+    assert "\nserve " in stdout and "read by 2 MJPEG viewers" in stdout
+
+
 @pytest.mark.parametrize(("args", "message"), [
+    (["--synthetic", "64x64", "--viewers", "-1"], "--viewers"),
     (["--synthetic", "big"], "WIDTHxHEIGHT"),
     (["--source", "missing.mp4"], "no such file"),
     (["--synthetic", "64x64", "--vs", "deepstream"], "only 'ultralytics'"),
