@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib.machinery
+import importlib.util
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
-import torchvision
 
 from rtseg.preprocess.letterbox import Letterbox
 
 MAX_WH = 7680  # per-class box offset so one NMS call keeps classes apart (as Ultralytics)
 MAX_NMS = 30000  # candidates kept before NMS
+_NMS: list[Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]] = []
+
+
+def nms_op() -> Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]:
+    """torchvision's compiled NMS (``torchvision.ops.nms``: same kernels, same results) loaded from its
+    library without importing torchvision's Python package, which costs 1.2-1.7 s of start-up on a 2-core CPU
+    and is needed for nothing else on the way to the first frame. Falls back to the import."""
+    if not _NMS:
+        try:
+            spec = importlib.util.find_spec("torchvision")
+            if spec is None or spec.origin is None:
+                raise ImportError("torchvision is not installed")
+            folder = Path(spec.origin).parent  # the library torchvision/extension.py loads: _C_stable, else _C
+            candidates = [folder / f"{name}{suffix}" for name in ("_C_stable", "_C")
+                          for suffix in importlib.machinery.EXTENSION_SUFFIXES]
+            library = next(path for path in candidates if path.is_file())
+            torch.ops.load_library(str(library))
+            _NMS.append(torch.ops.torchvision.nms)
+        except (ImportError, OSError, RuntimeError, ValueError, AttributeError, StopIteration):
+            import torchvision
+
+            _NMS.append(torchvision.ops.nms)
+    return _NMS[0]
 
 
 def select_nms(pred: torch.Tensor, *, nc: int, conf: float, iou: float, classes: Sequence[int] | None,
@@ -42,7 +67,7 @@ def select_nms(pred: torch.Tensor, *, nc: int, conf: float, iou: float, classes:
     if len(x) > MAX_NMS:
         x = x[x[:, 4].argsort(descending=True)[:MAX_NMS]]
     offset = x[:, 5:6] * (0 if agnostic else MAX_WH)
-    keep = torchvision.ops.nms(x[:, :4] + offset, x[:, 4], iou)[:max_det]
+    keep = nms_op()(x[:, :4] + offset, x[:, 4], iou)[:max_det]
     return x[keep]
 
 
