@@ -375,3 +375,31 @@ def test_token_guards_every_route_and_the_page_sets_its_cookie(guarded: Served) 
     assert resp.status == 200 and decode(Parts(resp).next()[1]).shape == (*HW, 3)
     conn.close()
     assert "set-cookie" not in guarded.get("/", {"Authorization": "Bearer s3cret"})[1]
+
+
+def test_without_fps_a_stream_sends_at_most_the_default_rate() -> None:
+    """A run going at 90 FPS is watched at 30 (app.DEFAULT_FPS) unless ?fps= asks for more: each part sent is
+    a JPEG encoded, and a screen shows no more of a camera."""
+    from rtseg.serve.app import DEFAULT_FPS
+
+    hub = Hub()
+    channel = hub.add("fast", live=True, names=("person", "cat"))
+    feeder = Feeder(channel, fps=90.0, hw=(120, 160))
+    server = WebServer(build_app(hub, None), "127.0.0.1", 0).start()
+    feeder.thread.start()
+    try:
+        served = Served(hub, channel, feeder, server)
+        conn, resp = served.open("/stream/fast.mjpg")
+        parts = Parts(resp)
+        parts.next()
+        t0, n = time.perf_counter(), 0
+        while time.perf_counter() - t0 < 1.5:
+            parts.next()
+            n += 1
+        conn.close()
+        assert 10 <= n <= 1.5 * DEFAULT_FPS + 4, f"{n} parts in 1.5 s from a 90 FPS source"
+    finally:
+        feeder.stop.set()
+        hub.close()
+        server.stop()
+        hub.shutdown()
