@@ -101,6 +101,12 @@ def spawn_cli_tty(*args: str, cwd: Path | None = None) -> tuple[subprocess.Popen
     import pty
 
     master, slave = pty.openpty()
+    import fcntl
+    import struct
+    import termios
+
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal of 100 columns: a
+    # new pty has 0, where tqdm draws nothing
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(NONET), os.environ.get("PYTHONPATH")])))
     proc = subprocess.Popen([sys.executable, "-m", "rtseg.cli", *args], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=slave, cwd=cwd, env=env)

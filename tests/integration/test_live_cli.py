@@ -29,7 +29,7 @@ def test_live_stream_with_progress_bar_then_ctrl_c_finalizes_outputs(tcp_stream:
     terminal = read_tty(tty, proc)
     assert proc.returncode == 130, terminal
     assert "Traceback" not in terminal and "stopped after" in terminal
-    assert "frame" in terminal  # the progress bar drew on the terminal (a live source has no total)
+    assert "frame/s]" in terminal  # the progress bar drew on the terminal (a live source has no total)
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert len(records) >= 5 and all(r["source"] == tcp_stream for r in records)
     frames, hw = count_frames(out)

@@ -98,7 +98,7 @@ def test_run_serve_on_a_live_stream_then_ctrl_c(tcp_stream: str, tmp_path: Path)
     terminal = read_tty(tty, proc)
     assert proc.returncode == 130, terminal
     assert f"live view at http://127.0.0.1:{port}/" in terminal and "Traceback" not in terminal
-    assert "stopped after" in terminal and "frame" in terminal
+    assert "stopped after" in terminal and "frame/s]" in terminal  # the progress bar drew
     assert len(jsonl.read_text().splitlines()) >= 5
     with socket.socket() as probe:  # the server ended with the run
         assert probe.connect_ex(("127.0.0.1", port)) != 0
