@@ -378,6 +378,8 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
             from rtseg.sinks.events import open_event_outputs
 
             live.events = open_event_outputs(webhook=webhook or None, mqtt=mqtt or None)
+            if live.view is not None:  # their sent and dropped counts in /stats.json
+                live.view.hub.outputs = list(live.events)  # type: ignore[attr-defined]
         opened += [open_source(s, image_fps=image_fps, reconnect=reconnect, stall_timeout=stall_timeout)
                    for s in specs]  # every source checked up front
         if not isinstance(model, Segmenter):

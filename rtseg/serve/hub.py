@@ -324,6 +324,7 @@ class Hub:
         self.started_ns = time.perf_counter_ns()
         self.closed = False
         self.records = 0  # JSON records computed, for tests and stats
+        self.outputs: list = []  # the run's event outputs (webhook, MQTT): anything with .name and .stats()
         self._workers = workers or max(1, min(4, os.cpu_count() or 1))
         self._lock = threading.Lock()
         self._channels: dict[str, Channel] = {}
@@ -404,13 +405,15 @@ class Hub:
         pipeline's per-stage times), ``dropped`` (index gaps of a live source), ``reconnects``, ``viewers``
         (MJPEG clients), ``frames``, ``frame`` (latest index), ``classes_now`` / ``classes_seen`` (instances
         per class in the latest frame / frames each class was seen in), ``semantic_now`` (area fractions),
-        ``encodes`` (JPEGs made), ``ended``; plus ``uptime_s``, ``viewers`` and ``events`` overall."""
+        ``encodes`` (JPEGs made), ``ended``; plus ``uptime_s``, ``viewers``, ``events`` (the SSE subscribers) and
+        ``outputs`` (each event output's ``sent``, ``dropped``, ``failed``... counts: :attr:`outputs`) overall."""
         sources = {ch.tag: ch.stats() for ch in self.channels()}
         subs = self._subscribers
         return {"uptime_s": round((time.perf_counter_ns() - self.started_ns) / 1e9, 1),
                 "viewers": sum(s["viewers"] for s in sources.values()),
                 "events": {"subscribers": len(subs), "lost": self._events_lost + sum(s.lost for s in subs),
                            "records": self.records},
+                "outputs": {o.name: o.stats() for o in self.outputs},
                 "sources": sources}
 
     def close(self) -> None:

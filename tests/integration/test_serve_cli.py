@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tests.events_support import WebhookServer
 from tests.support import free_port, read_tty, run_cli, spawn_cli_tty
 
 TOKEN = "s3cret-token"
@@ -115,3 +116,24 @@ def test_serve_on_a_port_in_use_is_one_line_before_anything_loads(tcp_stream: st
     errors = [line for line in result.stderr.splitlines() if line.startswith("rtseg: error:")]
     assert len(errors) == 1 and str(port) in errors[0], result.stderr
     assert "Traceback" not in result.stderr and not out.exists()
+
+
+def test_the_view_reports_the_event_outputs_counts(tcp_stream: str, tmp_path: Path) -> None:
+    """/stats.json carries each event output's sent and dropped records while the run goes on."""
+    port = free_port()
+    with WebhookServer() as hook:
+        proc, tty = spawn_cli_tty("run", tcp_stream, "--imgsz", "320", "--serve", f"127.0.0.1:{port}", "--serve-token",
+                                  TOKEN, "--webhook", hook.url, "--every", "2")
+        try:
+            _wait_for_source(port, proc)
+            deadline, outputs = time.monotonic() + 60, {}
+            while time.monotonic() < deadline and outputs.get("webhook", {}).get("sent", 0) < 3:
+                outputs = json.loads(_get(port, "/stats.json")[1])["outputs"]
+                time.sleep(0.3)
+            assert outputs["webhook"]["sent"] >= 3 and outputs["webhook"]["dropped"] == 0, outputs
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+        terminal = read_tty(tty, proc)
+    assert proc.returncode == 130, terminal
+    assert "webhook: " in terminal and len(hook.records) >= 3
