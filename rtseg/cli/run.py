@@ -72,7 +72,8 @@ def print_summary(summary: Any) -> None:
     several = summary.streams if len(summary.streams) > 1 else []
     head = f"{len(several)} sources" if several else summary.source
     lines = [f"{head}: {summary.frames} frames in {summary.elapsed_s:.1f} s = {summary.fps:.1f} FPS"
-             + (f", {summary.dropped} dropped (live source)" if summary.dropped else "")]
+             + (f", {summary.dropped} dropped (live source)" if summary.dropped else "")
+             + (f", {summary.skipped} buffered before the start skipped" if getattr(summary, "skipped", 0) else "")]
     for stream in several:  # each stream's own rate: its frames over the time to its last frame
         lines.append(f"  {stream.source}: {stream.frames} frames, {stream.fps:.1f} FPS"
                      + (f", {stream.dropped} dropped" if stream.dropped else "")

@@ -157,6 +157,12 @@ class Pipeline(Scheduling):
         lane = self._lanes[stream]
         source = lane.source
         index = 0
+        if lane.live:  # frames buffered while the model loaded are stale: start at the live edge
+            skip = getattr(source, "skip_backlog", None)
+            lane.summary.skipped = skip() if skip is not None else 0
+            if lane.summary.skipped:
+                LOGGER.info("%s: skipped %d frames buffered before the run started (%.1f s behind live)",
+                            source.name, lane.summary.skipped, lane.summary.skipped / source.fps)
         while not self._halt.is_set() and (self.max_frames is None or index < self.max_frames):
             t0 = time.perf_counter_ns()
             image = source.read()
@@ -181,6 +187,23 @@ class Pipeline(Scheduling):
             index += 1
         self._put(lane.decoded, END)  # the inference stage ends once every stream has sent its end
         self._ready.set()
+
+    def _warm_up(self) -> None:
+        """With a live source, run the models once on a blank frame of its size before the first frame is
+        read: a first call is slow (memory plans, kernels picked), and a live source would drop the frames
+        that arrive meanwhile."""
+        sizes = [getattr(lane.source, "frame_hw", None) for lane in self._lanes if lane.live]
+        hw = next((s for s in sizes if s), None)
+        if hw is None:
+            return
+        blank = np.zeros((*hw, 3), np.uint8)
+        t0 = time.perf_counter_ns()
+        if self.model is not None:
+            self._run_model([self.model.prepare([blank])])
+        if self.semantic is not None:
+            with self._on_own_stream(self.semantic.device):
+                self.semantic([blank])
+        LOGGER.debug("models warmed up in %.0f ms", (time.perf_counter_ns() - t0) / 1e6)
 
     def _on_own_stream(self, device: torch.device | None) -> contextlib.AbstractContextManager:
         """On a GPU, each model thread queues its work on a CUDA stream of its own (so the instance and
@@ -382,6 +405,10 @@ class Pipeline(Scheduling):
         threads.append(StageThread("post", self._postprocess, self))
         if self._overlap:
             threads.append(StageThread("semantic", self._infer_semantic, self))
+        try:
+            self._warm_up()
+        except Exception as exc:  # noqa: BLE001 - the first real frame meets it again, and fails the run properly
+            LOGGER.debug("warm-up failed: %s", exc)
         for t in threads:
             t.start()
         try:
@@ -464,6 +491,7 @@ class Pipeline(Scheduling):
             lane.summary.gave_up = bool(getattr(lane.source, "gave_up", False))
         self.summary.streams = [lane.summary for lane in self._lanes]
         self.summary.dropped = sum(lane.summary.dropped for lane in self._lanes)
+        self.summary.skipped = sum(lane.summary.skipped for lane in self._lanes)
         close_errors = []
         for closable in [lane.source for lane in self._lanes] + [s for lane in self._lanes for s in lane.sinks]:
             try:

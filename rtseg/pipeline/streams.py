@@ -40,11 +40,14 @@ class Stream:
 class StreamSummary:
     """Frames one stream delivered; ``elapsed_s`` runs from the start of the run to its last frame.
     ``reconnects``: times a live stream was reopened after it dropped or stalled; ``gave_up``: it stayed down
-    for the number of attempts ``reconnect`` allows (the run ended for it early)."""
+    for the number of attempts ``reconnect`` allows (the run ended for it early); ``skipped``: frames a live
+    source had buffered before the run began (while the model loaded), dropped unnumbered to start at the
+    live edge, while ``dropped`` frames left gaps in the frame indices."""
 
     source: str
     frames: int = 0
     dropped: int = 0
+    skipped: int = 0
     elapsed_s: float = 0.0
     reconnects: int = 0
     gave_up: bool = False

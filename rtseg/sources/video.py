@@ -99,6 +99,9 @@ class VideoSource:
             self._cap.release()
             raise SourceError(self._open_error(what, opened=True))
         self._pending: NDArray[np.uint8] | None = first
+        self._next: NDArray[np.uint8] | None = None  # a second frame read ahead (skip_backlog)
+        self._opened_s = time.monotonic()
+        self.frame_hw: tuple[int, int] = (int(first.shape[0]), int(first.shape[1]))
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 0.5 < fps < 1000 else 30.0
         count = self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0
@@ -139,7 +142,7 @@ class VideoSource:
 
     def read(self) -> NDArray[np.uint8] | None:
         if self._pending is not None:
-            frame, self._pending = self._pending, None
+            frame, self._pending, self._next = self._pending, self._next, None
             self.frames_read += 1
             return frame
         with self._reading:
@@ -158,6 +161,33 @@ class VideoSource:
             LOGGER.warning("%s ended after %d of the %d frames its header announces; the file may be truncated",
                            self.name, self.frames_read, self.frame_count)
         return None
+
+    def skip_backlog(self) -> int:
+        """Drop the frames a live source buffered since it was opened (while the model loaded, say): they are
+        behind real time, and a pipeline that ran them would start late and then drop frames to catch up.
+
+        Frames that arrive much faster than the source's rate (in under a third of a frame interval) come
+        from a buffer: they are read and dropped, at most as many as the time since opening holds (plus a
+        camera driver's few). The last buffered frame (less than a frame interval old) and the first one that
+        had to be waited for are kept for the next reads. Returns how many were dropped; 0 for a file, or
+        when a read fails (the next read deals with it)."""
+        if not self.live or self._pending is None or self._closed.is_set():
+            return 0
+        budget = math.ceil((time.monotonic() - self._opened_s) * self.fps) + 4
+        fast_s = 1.0 / (3.0 * self.fps)
+        skipped = 0
+        with self._reading:
+            while skipped < budget and not self._closed.is_set():
+                t0 = time.monotonic()
+                ok, frame = self._cap.read()
+                if not ok or frame is None:
+                    break  # the pending frame stays: the next read reconnects if it must
+                if time.monotonic() - t0 >= fast_s:  # waited for: the live edge
+                    self._next = frame  # after the pending one, the last of the buffer (less than a frame old)
+                    break
+                self._pending = frame
+                skipped += 1
+        return skipped
 
     def _read_locked(self) -> NDArray[np.uint8] | None:
         while not self._closed.is_set():

@@ -32,6 +32,9 @@ def test_live_stream_with_progress_bar_then_ctrl_c_finalizes_outputs(tcp_stream:
     assert "frame/s]" in terminal  # the progress bar drew on the terminal (a live source has no total)
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert len(records) >= 5 and all(r["source"] == tcp_stream for r in records)
+    # the frames the server sent while the model loaded are skipped, said, and leave no gap in the indices
+    assert "buffered before the start skipped" in terminal, terminal
+    assert [r["frame"] for r in records] == list(range(len(records)))
     frames, hw = count_frames(out)
     assert frames == len(records) and hw == (240, 320)
 
