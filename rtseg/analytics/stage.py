@@ -12,7 +12,11 @@ Protocol (what :meth:`rtseg.pipeline.core.Pipeline` does with a :class:`~rtseg.p
 3. The annotator draws only when ``analytics.draws_instances`` (False in blur-only and background modes:
    no masks, boxes, labels or HUD).
 4. ``annotated = analytics.after_draw(annotated, result)``: zones, lines, counts and the live heatmap.
-5. At the end, whoever built it calls :meth:`Analytics.close` (closes open visits, writes the heatmap PNG)
+5. ``analytics.written(frame.index)`` once the frame has reached every sink, when the pipeline called
+   ``analytics.hold_until_written()`` before its first frame: the report then counts exactly the frames the
+   outputs hold (a stop can leave a few frames post-processed but never written). Without the call, every
+   updated frame counts (a loop of your own).
+6. At the end, whoever built it calls :meth:`Analytics.close` (closes open visits, writes the heatmap PNG)
    and :meth:`Analytics.report`; :func:`rtseg.analytics.report.write_report` writes every source's report.
 
 Steps 3 and 4 run when some sink of the stream needs the image, as drawing always has.
@@ -35,12 +39,22 @@ from rtseg.analytics.heatmap import Heatmap
 from rtseg.analytics.privacy import BLUR_STYLES, Privacy
 from rtseg.analytics.report import ReportBuilder, check_report_path
 from rtseg.analytics.shapes import Line, Zone, load_shapes, parse_line, parse_zone, select_shapes
-from rtseg.analytics.zones import ANCHORS, DwellTracker, LineCounter, ZoneMap, anchor_points, mask_centroids
+from rtseg.analytics.zones import (
+    ANCHORS,
+    DwellTracker,
+    LineCounter,
+    ZoneMap,
+    anchor_points,
+    duplicate_of,
+    mask_centroids,
+)
 from rtseg.errors import ConfigError
 from rtseg.sinks.atomic import write_bytes
 from rtseg.types import Frame, FrameResult
 
 __all__ = ["Analytics", "check_analytics_options"]
+
+HELD_MAX = 256  # report entries held for frames not yet written (the pipeline's queues hold far fewer)
 
 LOGGER = logging.getLogger(__name__)
 HEATMAP_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -167,6 +181,8 @@ class Analytics:
         self._counters: list[LineCounter] = []
         self._line_hw: tuple[int, int] | None = None
         self._dwell = DwellTracker([z.name for z in self.zones])
+        self._alias: dict[int, int] = {}  # track id of a part -> the whole's (duplicate_of)
+        self._held: dict[int, tuple] | None = None  # frame index -> its report entry, until written
         self._builder = ReportBuilder(tag or source, [z.name for z in self.zones], [ln.name for ln in self.lines])
         self._heat: Heatmap | None = None
         self._backdrop: NDArray[np.uint8] | None = None  # the frame the saved heatmap is drawn over
@@ -285,6 +301,11 @@ class Analytics:
             return result
         classes = [self._class_name(k) for k in result.class_ids.tolist()]
         tracks = result.track_ids
+        # a second detection of someone already counted (a part inside the whole) is not counted again, and in
+        # the zones its track, should it outlive the whole's, goes on as the whole's: an alias, not a new visitor
+        # (not for lines: the part's centroid is not the whole's, and the jump would cross a line)
+        partner = duplicate_of(result)
+        dup = partner >= 0
         events: list[dict] = []
         record: dict = {}
         if self._zmap is not None:
@@ -292,6 +313,7 @@ class Analytics:
                 inside = self._zmap.fractions(result) >= self.zone_overlap - 1e-9
             else:
                 inside = self._zmap.anchors_inside(anchor_points(result))
+            inside[dup] = False
             occupancy: dict[str, dict[str, int]] = {z.name: {} for z in self.zones}
             in_zones = []
             for row, cls in zip(inside.tolist(), classes):  # plain lists: faster than NumPy calls at N ~ 20
@@ -303,7 +325,7 @@ class Analytics:
             record["zones"] = occupancy
             record["in_zones"] = in_zones
             if tracks is not None:
-                events += self._dwell.update(tracks, inside, classes, t)
+                events += self._dwell.update(self._unalias(tracks, partner), inside, classes, t)
                 record["dwell_s"] = self._dwell.dwelling(t)
         if self._counters:
             if tracks is not None:
@@ -312,13 +334,41 @@ class Analytics:
                     points = mask_centroids(result, near)
                 else:
                     points = anchor_points(result)
+                keep = ~dup
+                kept = [c for c, k in zip(classes, keep.tolist()) if k]
                 for counter in self._counters:
-                    events += counter.update(tracks, points, classes, t)
+                    events += counter.update(tracks[keep], points[keep], kept, t)
             record["lines"] = {c.name: {d: dict(sorted(v.items())) for d, v in c.totals.items()}
                                for c in self._counters}
         record["events"] = events
-        self._builder.add_frame(t, self._occupancy, events)
+        if self._held is None:
+            self._builder.add_frame(t, self._occupancy, events)
+        else:
+            self._held[frame.index] = (t, self._occupancy, events)
+            if len(self._held) > HELD_MAX:  # nobody says what was written: count the oldest as written
+                self.written(next(iter(self._held)))
         return replace(result, analytics=record)
+
+    def _unalias(self, tracks: NDArray[np.int64], partner: NDArray[np.intp]) -> NDArray[np.int64]:
+        ids = tracks.tolist()
+        for i, j in enumerate(partner.tolist()):
+            if j >= 0 and ids[i] != ids[j]:
+                self._alias[ids[i]] = self._alias.get(ids[j], ids[j])
+        if len(self._alias) > 4096:  # a run of days: the oldest aliases (long-gone tracks) go first
+            for key in list(self._alias)[:2048]:
+                del self._alias[key]
+        present = set(ids)  # the whole in this frame too, and not the part's container: two tracks after all
+        return np.array([a if (a := self._alias.get(t, t)) == t or a not in present or partner[i] >= 0 else t
+                         for i, t in enumerate(ids)], np.int64)
+
+    def hold_until_written(self) -> None:
+        """Count a frame in the report only once :meth:`written` says it reached the outputs."""
+        self._held = {}
+
+    def written(self, frame_index: int) -> None:
+        """The frame ``frame_index`` (updated before) reached every output: count it in the report."""
+        if self._held is not None and (held := self._held.pop(frame_index, None)) is not None:
+            self._builder.add_frame(*held)
 
     def before_draw(self, image: NDArray[np.uint8], result: FrameResult) -> NDArray[np.uint8]:
         """Background replacement, then the privacy blur, on ``image`` in place; returns it."""

@@ -18,9 +18,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rtseg.analytics.shapes import Line, Zone
-from rtseg.types import FrameResult
+from rtseg.types import FrameResult, InstanceMasks
 
-__all__ = ["DwellTracker", "LineCounter", "ZoneMap", "anchor_points", "mask_centroids", "rasterize"]
+__all__ = ["DwellTracker", "LineCounter", "ZoneMap", "anchor_points", "duplicate_of", "mask_centroids", "rasterize"]
 
 ANCHORS = ("mask", "box")
 _BITS = np.array([[(v >> b) & 1 for b in range(8)] for v in range(256)], np.float32)  # (256, 8): value -> bits
@@ -30,6 +30,47 @@ def anchor_points(result: FrameResult) -> NDArray[np.float64]:
     """(N, 2) bottom centre (x, y) of each box: the point peers test zones with."""
     b = result.boxes_xyxy.astype(np.float64)
     return np.stack([(b[:, 0] + b[:, 2]) / 2, b[:, 3]], 1) if len(b) else np.zeros((0, 2))
+
+
+def duplicate_of(result: FrameResult, min_overlap: float = 0.8) -> NDArray[np.intp]:
+    """(N,) for an instance that lies within a larger one of its class, that one's row; -1 for the others.
+    Within: at least ``min_overlap`` of its
+    mask inside the other's mask (of its box inside the other's box, without masks). A nano model sometimes
+    finds a person twice, the whole body and the upper body, boxes of IoU 0.7 that NMS keeps, either of them
+    with the higher score: counted, the part would be a second visitor. Two people side by side, or one in
+    front of the other, share far less of the smaller one's mask."""
+    n = len(result)
+    of = np.full(n, -1, np.intp)
+    if n < 2:
+        return of
+    b = result.boxes_xyxy.astype(np.float64)
+    area = np.maximum(b[:, 2] - b[:, 0], 0) * np.maximum(b[:, 3] - b[:, 1], 0)
+    iw = np.clip(np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1]), 0, None)
+    box_share = iw * ih / np.maximum(area[:, None], 1e-9)  # [i, j]: share of box i inside box j
+    same = result.class_ids[:, None] == result.class_ids[None, :]
+    order = np.lexsort((-result.scores, -area))  # larger first; the higher score first among equals
+    rank = np.empty(n, np.intp)
+    rank[order] = np.arange(n)
+    for i, j in zip(*np.nonzero(same & (box_share >= min_overlap) & (rank[:, None] > rank[None, :]))):
+        if of[i] >= 0 or of[j] >= 0:
+            continue
+        if result.masks is None or _mask_share(result.masks, int(i), int(j)) >= min_overlap:
+            of[i] = j
+    return of
+
+
+def _mask_share(masks: InstanceMasks, i: int, j: int) -> float:
+    """Share of mask ``i``'s pixels that are also in mask ``j``."""
+    (xi, yi), (xj, yj) = masks.origins_xy[i].tolist(), masks.origins_xy[j].tolist()
+    ci, cj = masks.crops[i], masks.crops[j]
+    total = int(ci.sum())
+    x1, y1 = max(xi, xj), max(yi, yj)
+    x2, y2 = min(xi + ci.shape[1], xj + cj.shape[1]), min(yi + ci.shape[0], yj + cj.shape[0])
+    if not total or x2 <= x1 or y2 <= y1:
+        return 0.0
+    both = ci[y1 - yi:y2 - yi, x1 - xi:x2 - xi] & cj[y1 - yj:y2 - yj, x1 - xj:x2 - xj]
+    return int(both.sum()) / total
 
 
 def mask_centroids(result: FrameResult, rows: NDArray[np.bool_] | None = None) -> NDArray[np.float64]:
@@ -93,7 +134,7 @@ class ZoneMap:
     Example:
         >>> import numpy as np
         >>> from rtseg.analytics.shapes import parse_zone
-        >>> from rtseg.types import FrameResult, InstanceMasks
+        >>> from rtseg.types import FrameResult, InstanceMasks, InstanceMasks
         >>> zmap = ZoneMap([parse_zone("left:0,0,50,0,50,100,0,100")], (100, 100))
         >>> r = FrameResult(0, (100, 100), np.array([[40, 0, 80, 10]]), np.array([0.9]), np.array([0]),
         ...                 InstanceMasks((np.ones((10, 40), bool),), [[40, 0]]))

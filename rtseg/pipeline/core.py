@@ -405,6 +405,9 @@ class Pipeline(Scheduling):
         threads.append(StageThread("post", self._postprocess, self))
         if self._overlap:
             threads.append(StageThread("semantic", self._infer_semantic, self))
+        for lane in self._lanes:
+            if lane.stream.analytics is not None:
+                lane.stream.analytics.hold_until_written()
         try:
             self._warm_up()
         except Exception as exc:  # noqa: BLE001 - the first real frame meets it again, and fails the run properly
@@ -436,6 +439,8 @@ class Pipeline(Scheduling):
                 t1 = time.perf_counter_ns()
                 frame.timings.encode_ns, frame.timings.serve_ns = t1 - t0 - serve_ns, serve_ns
                 frame.timings.done_ns = t1
+                if lane.stream.analytics is not None:  # its report counts the frames the outputs hold
+                    lane.stream.analytics.written(frame.index)
                 self.summary.frames += 1
                 lane.summary.frames += 1
                 lane.summary.elapsed_s = (t1 - self._t_start) / 1e9

@@ -204,3 +204,29 @@ def test_device_frame_path_draws_over_the_blurred_frame(tmp_path: Path, monkeypa
     source = decode(clip)
     inside = (slice(40, 58), slice(148, 172))  # frame 3: the square spans y 25..65, x 140..180
     assert texture(images["blob"][0][3][inside]) < 0.5 * texture(source[3][inside])
+
+
+def test_a_stop_counts_in_the_report_only_the_frames_the_outputs_hold(tmp_path: Path) -> None:
+    """Ctrl-C while a slow output writes: the post-processing stage is frames ahead of the outputs; the report
+    counts the frames that were written, as many as the JSONL has, not the ones analysed and never written."""
+    import threading
+
+    clip = square_video(tmp_path / "a.avi")
+    analytics = Analytics.from_options(names=("blob",), fps=FPS, zone=["top:0,0,1,0,1,0.3,0,0.3"], tag="a")
+    assert analytics is not None
+    stop = threading.Event()
+
+    class StopAfter(RecordingSink):
+        def write(self, frame, annotated, result) -> None:  # noqa: ANN001
+            super().write(frame, annotated, result)
+            if len(self.indices) == 5:
+                stop.set()
+
+    sink = StopAfter(delay_s=0.05)
+    stream = Stream(open_source(str(clip)), [JsonlSink(tmp_path / "a.jsonl", ("blob",)), sink], None,
+                    Tracker("bytetrack", frame_rate=FPS), analytics)
+    summary = Pipeline.multi([stream], YoloSegModel(BlobBackend()), stop=stop).run()
+    analytics.close()
+    written = len((tmp_path / "a.jsonl").read_text().splitlines())
+    assert summary.interrupted and written == summary.frames == len(sink.indices) < FRAMES
+    assert analytics.report()["frames"] == written

@@ -215,3 +215,21 @@ def test_shapes_per_source(tmp_path: Path) -> None:
     b = Analytics.from_options(names=NAMES, zones=site, tag="cam_b")
     assert a is not None and b is not None
     assert [z.name for z in a.zones] == ["a"] and [z.name for z in b.zones] == ["a", "b"]
+
+
+def test_a_duplicate_part_is_not_a_second_visitor_nor_a_new_one_when_it_outlives_the_whole() -> None:
+    """Someone stands in the 'top' zone (track 1); for 3 frames the model also finds their upper body (track 2,
+    inside the whole); then only the part is found (the tracker kept track 2). One visitor: one entry,
+    occupancy 1 throughout, and no visit ends while they stand there."""
+    a = scene()
+    whole = person_at(20, track=1)
+    x1, y1, x2, y2 = whole.boxes_xyxy[0]
+    part_box = [x1 + 2, y1 + 2, x2 - 2, y1 + 12]
+    both = FrameResult(0, HW, np.array([[x1, y1, x2, y2], part_box]), np.array([0.3, 0.4]), np.array([0, 0]),
+                       InstanceMasks((np.ones((20, 20), bool), np.ones((10, 16), bool)),
+                                     [[x1, y1], [x1 + 2, y1 + 2]]), track_ids=np.array([1, 2]))
+    only_part = both.select(np.array([1]))
+    results = [a.update(frame(i), r) for i, r in enumerate([whole] * 3 + [both] * 3 + [only_part] * 20)]
+    events = [e for r in results for e in r.analytics["events"]]
+    assert [e["type"] for e in events] == ["enter"], events
+    assert max(r.analytics["zones"]["top"].get("person", 0) for r in results) == 1

@@ -168,3 +168,30 @@ def test_dwell_open_visits_close_at_the_end() -> None:
     assert dwell.dwelling(0.4) == {"door": {"1": 0.4}, "till": {"1": pytest.approx(0.2)}}
     closed = dwell.close(0.1)
     assert [(e["zone"], e["dwell_s"], e["reason"]) for e in closed] == [("door", 0.5, "end"), ("till", 0.3, "end")]
+
+
+def test_a_part_inside_a_whole_of_its_class_is_a_duplicate_whatever_the_scores() -> None:
+    """The nano model's whole-body and upper-body boxes of one person (box IoU 0.7, which NMS keeps): the part
+    repeats the whole even with the higher score; two people side by side, a dog inside a person's box, and one
+    person half in front of another are not duplicates."""
+    hw = (100, 100)
+    whole, part = np.zeros(hw, bool), np.zeros(hw, bool)
+    whole[10:90, 30:60] = True
+    part[15:60, 32:58] = True
+    result = result_of([whole, part], hw)
+    result = FrameResult(0, hw, result.boxes_xyxy, np.array([0.3, 0.35], np.float32), result.class_ids,
+                         result.masks)
+    assert zones_module.duplicate_of(result).tolist() == [-1, 0]
+    assert zones_module.duplicate_of(result_of([whole, part], hw, classes=[0, 1])).tolist() == [-1, -1]
+    beside = np.zeros(hw, bool)
+    beside[10:90, 62:92] = True
+    assert zones_module.duplicate_of(result_of([whole, beside], hw)).tolist() == [-1, -1]
+    behind = np.zeros(hw, bool)
+    behind[10:90, 45:75] = True  # half hidden: the masks share half of the smaller one
+    behind[10:90, 45:60] = False
+    assert zones_module.duplicate_of(result_of([whole, behind], hw)).tolist() == [-1, -1]
+    ring = np.zeros(hw, bool)  # a box inside the whole's box, but its mask is not inside the whole's mask
+    ring[20:50, 40:50] = True
+    hollow = whole.copy()
+    hollow[18:52, 38:52] = False
+    assert zones_module.duplicate_of(result_of([hollow, ring], hw)).tolist() == [-1, -1]
