@@ -110,8 +110,8 @@ def main() -> None:
                 except OSError as exc:
                     stats = {"error": str(exc)}
                 source = stats.get("sources", {})
-                source = source.get(tag) if isinstance(source, dict) else next(
-                    (s for s in source if s.get("tag") == tag), {})
+                source = (source.get(tag) if isinstance(source, dict) else next(
+                    (s for s in source if s.get("tag") == tag), None)) or {}  # None: the run is ending
                 samples.append({"t_s": round(time.monotonic() - t0, 1), "rss_mb": round(rss_mb(run.pid), 1),
                                 "latency_ms": source.get("latency_ms"), "fps": source.get("fps"),
                                 "dropped": source.get("dropped"), "viewers": source.get("viewers"),
