@@ -280,12 +280,13 @@ use_rtseg_commands(app)
 def main() -> None:
     import sys
 
+    from rtseg.cli.ray_run import ray_alone
     from rtseg.cli.run import track_alone
 
     try:
         route_native_stderr()  # libjpeg, FFmpeg, ... print to the log, not around rtseg's lines
         sigterm_as_ctrl_c()
-        app(args=track_alone(sys.argv[1:]), prog_name="rtseg")
+        app(args=ray_alone(track_alone(sys.argv[1:])), prog_name="rtseg")
     except KeyboardInterrupt:  # in typer's own work around a command (its guard covers the command itself)
         typer.echo("rtseg: interrupted while starting", err=True)
         leave(130)

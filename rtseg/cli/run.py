@@ -15,6 +15,7 @@ import typer
 from rtseg.cli.common import TRUST_WEIGHTS_HELP, apply_trust, fail, setup_logging
 from rtseg.cli.edge import guard
 from rtseg.cli.options import ranged
+from rtseg.cli.ray_run import CpusPerWorker, GpusPerWorker, OutDir, RayAddress, RayWorkers, Retries
 from rtseg.config import FULL_MODEL_HINT, check_options
 from rtseg.errors import RtsegError
 from rtseg.tracking import TRACKERS
@@ -343,6 +344,8 @@ def run(
     trust: Annotated[bool, typer.Option("--trust-weights", help=TRUST_WEIGHTS_HELP)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what each stage does.")] = False,
+    ray: RayAddress = None, out_dir: OutDir = None, ray_workers: RayWorkers = None,
+    cpus_per_worker: CpusPerWorker = 1.0, gpus_per_worker: GpusPerWorker = None, retries: Retries = 2,
 ) -> None:
     """Segment every frame of SOURCE and write annotated video, a window, JSON Lines and/or frames.
 
@@ -376,6 +379,10 @@ def run(
     check_options(trails=trails, max_frames=max_frames, batch=batch, alpha=alpha, semantic_alpha=semantic_alpha,
                   image_fps=image_fps, every=every, reconnect=reconnect, stall_timeout=stall_timeout,
                   **model_options)
+    if ray is not None or out_dir is not None:  # across a Ray cluster: rtseg.cli.ray_run
+        from rtseg.cli.ray_run import run_ray
+
+        raise typer.Exit(run_ray(sources, dict(locals()), model_options))
     if segment:
         from rtseg.sinks.segments import parse_duration
 
