@@ -24,7 +24,7 @@ from rtseg.backends.weights import trust_weights as set_trust
 from rtseg.backends.weights import weights_trusted
 from rtseg.config import check_options
 from rtseg.errors import ConfigError, SourceError
-from rtseg.overlay.annotator import Annotator
+from rtseg.overlay.annotator import Annotator, check_drawing
 from rtseg.pipeline.assemble import (
     Drawing,
     LiveOutputs,
@@ -179,7 +179,8 @@ def load_model(model: str | Path | Any | None = None, *, semantic: str | Path | 
                tile_merge: str = "nmm", semantic_imgsz: int | None = None, quality: str = "fast", pad: int = 0,
                morph_open: int = 0, morph_close: int = 0, min_area: int = 0, class_file: str | Path | None = None,
                workers: int | None = None, trust_weights: bool = False, precision: str = "fp32",
-               calib: str | Path | None = None, calib_frames: int | None = None) -> Segmenter:
+               calib: str | Path | None = None, calib_frames: int | None = None,
+               scales: Sequence[float] | str = (1.0,), flip: bool = False) -> Segmenter:
     """Load an instance-segmentation model, a semantic one, or both (combined mode) into a :class:`Segmenter`.
 
     Args:
@@ -202,6 +203,9 @@ def load_model(model: str | Path | Any | None = None, *, semantic: str | Path | 
         tile: sliced inference: cut each frame into ``tile``-pixel tiles run as one batch (small objects in
             large frames); ``overlap``, ``tile_full`` and ``tile_merge`` as in ``rtseg run --help``.
         class_file: YAML/JSON class names, colours and merges.
+        scales, flip: semantic multi-scale inference: also run each frame resized by these factors (``"0.5,1,1.5"``;
+            1.0 = the model's size) and, with ``flip``, mirrored; the class probabilities are averaged. ``(1.0,)``
+            without flip is plain inference. See :class:`rtseg.models.semantic.SemanticModel`.
         workers: inference calls in flight at once (ONNX Runtime).
         precision: ``fp32``, or ``int8``: an INT8 ONNX Runtime copy on the CPU, quantized once from
             ``calib_frames`` (default 64) frames of ``calib`` (a folder of images or a video) and cached
@@ -225,7 +229,8 @@ def load_model(model: str | Path | Any | None = None, *, semantic: str | Path | 
                       classes=classes, device=device, backend=backend, half=half, quality=quality, pad=pad,
                       morph_open=morph_open, morph_close=morph_close, min_area=min_area, tile=tile,
                       overlap=overlap, tile_full=tile_full, tile_merge=tile_merge,
-                      class_file=Path(class_file) if class_file is not None else None, workers=workers)
+                      class_file=Path(class_file) if class_file is not None else None, workers=workers,
+                      scales=scales, flip=flip)
     opts.nms = nms
     opts.precision, opts.calib, opts.calib_frames = precision, str(calib) if calib else None, calib_frames
     if model is not None and not isinstance(model, (str, Path)):  # a backend object
@@ -261,7 +266,8 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
         zone_overlap: float = 0.5, zone_anchor: str = "mask", report: str | Path | None = None,
         heatmap: str | Path | None = None, heatmap_overlay: bool = False, heatmap_decay_s: float | None = None,
         blur: str | Sequence[str] | None = None, blur_style: str = "blur", blur_only: bool = False,
-        background: str | None = None,
+        background: str | None = None, panoptic: bool = False, save_panoptic: str | Path | None = None,
+        save_boundaries: str | Path | None = None, boundary_width: int = 2, style: str = "fill",
         stop: threading.Event | None = None, on_start: Callable[[int | None], None] | None = None,
         on_frame: Callable[[Frame, FrameResult], None] | None = None, **model_options: Any) -> RunSummary:
     """Everything ``rtseg run`` does: segment every frame of each source and write the outputs.
@@ -310,6 +316,12 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
             ``blur``, ``pixelate`` or ``box``; blur_only: no masks, boxes, labels or HUD drawn.
         background: replace everything but the people: ``"blur"``, a colour (``"#00ff00"``, ``"0,177,64"``,
             ``"green"``), an image or a video file; nothing else is drawn.
+        panoptic: fuse the instance and semantic models' results (combined mode) into one panoptic map per
+            frame (:func:`rtseg.postprocess.panoptic.fuse_panoptic`): the JSONL records get its segments and
+            the overlay draws it. save_panoptic: a folder for COCO panoptic PNGs and ``panoptic.json`` (implies
+            ``panoptic``). ``min_area`` also removes stuff segments smaller than it.
+        save_boundaries: a folder for boundary maps (PNG, 255 where the labels change), ``boundary_width``
+            pixels wide (1..64). style: ``"fill"``, ``"contour"`` or ``"both"``: how masks and classes are drawn.
         stop: set it to end the run after the current frame (outputs are finalized).
         on_start: called once, once the sources are open and the model loaded but before any output opens,
             with the total frame count (None when unknown: live).
@@ -351,7 +363,12 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
         raise ConfigError(f"batch={batch} with tile={model_options['tile']}: the tiles of a frame are already one "
                           "batch; use batch=1")
     outputs = Outputs(out=_path(out), jsonl=_path(jsonl), save_frames=_path(save_frames),
-                      save_labels=_path(save_labels), show=show)
+                      save_labels=_path(save_labels), show=show, save_panoptic=_path(save_panoptic),
+                      save_boundaries=_path(save_boundaries))
+    check_drawing(style=style, boundary_width=boundary_width)
+    if (panoptic or save_panoptic) and not isinstance(model, Segmenter) and not model_options.get("semantic"):
+        raise ConfigError(f"{'save_panoptic' if save_panoptic else 'panoptic'} needs an instance model and a "
+                          "semantic model (model=..., semantic=...)")
     analytics_opts = AnalyticsOptions(zones=zones, zone=zone, line=line, zone_overlap=zone_overlap,
                                       zone_anchor=zone_anchor, heatmap=heatmap, heatmap_overlay=heatmap_overlay,
                                       heatmap_decay_s=heatmap_decay_s, blur=blur, blur_style=blur_style,
@@ -395,6 +412,10 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
             raise ConfigError("save_labels needs a semantic model (semantic=..., or a semantic model=...)")
         if track and model.instance is None:
             raise ConfigError("track needs an instance-segmentation model")
+        panoptic = panoptic or outputs.save_panoptic is not None
+        if panoptic and (model.instance is None or model.semantic is None):
+            raise ConfigError(f"{'save_panoptic' if outputs.save_panoptic else 'panoptic'} needs an instance model "
+                              "and a semantic model (model=..., semantic=...)")
         analytics = _build_analytics(analytics_opts, specs, opened, model)
         if analytics_opts.needs_tracking and not track and model.instance is not None:
             track = "bytetrack"  # crossings and dwell count tracks; the CLI says so on one line
@@ -408,7 +429,9 @@ def run(sources: str | Path | int | Sequence[str | Path | int], model: str | Pat
 
             preset = auto_preset(model.device == "cpu")
         drawing = Drawing(hud=(show and not outputs.writes_files()) if hud is None else hud, alpha=alpha,
-                          semantic_alpha=semantic_alpha, trails=trails, palette=model.palette)
+                          semantic_alpha=semantic_alpha, trails=trails, palette=model.palette, style=style,
+                          boundary_width=boundary_width, panoptic=panoptic,
+                          min_area=int(getattr(model.semantic, "min_area", 0) or 0))
         streams = build_streams(specs, opened, outputs, drawing, names=model.names,
                                 semantic_names=model.semantic_names, semantic_palette=model.semantic_palette,
                                 track=track, min_score=getattr(model.instance, "conf", None), video_preset=preset,

@@ -155,7 +155,7 @@ def check_classes(classes: object) -> None:
 
 def check_options(**values: object) -> None:
     """:func:`check_option` for each ``name=value`` that has a range in :data:`LIMITS`, and
-    :func:`check_classes` for ``classes``; other names are skipped.
+    :func:`check_classes` for ``classes``, :func:`parse_scales` for ``scales``; other names are skipped.
 
     Example:
         >>> from rtseg.config import check_options
@@ -169,3 +169,32 @@ def check_options(**values: object) -> None:
             check_option(name, value)
         elif name == "classes":
             check_classes(value)
+        elif name == "scales":
+            parse_scales(value)  # type: ignore[arg-type]
+
+
+MAX_SCALE = 4.0  # semantic multi-scale inference: memory grows with the square of the scale
+
+
+def parse_scales(scales: Sequence[float] | str) -> tuple[float, ...]:
+    """Semantic multi-scale factors from ``"0.5,1,1.5"`` or a sequence, each checked.
+
+    Raises:
+        ConfigError: an empty list, a value that is not a number, or one outside (0, 4].
+
+    Example:
+        >>> parse_scales("0.5,1,1.5"), parse_scales([1])
+        ((0.5, 1.0, 1.5), (1.0,))
+    """
+    text = scales if isinstance(scales, str) else ",".join(str(v) for v in scales)
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"scales={text!r}: expected comma-separated numbers, e.g. 0.5,1.0,1.5") from None
+    if not values:
+        raise ConfigError(f"scales={text!r}: expected at least one scale, e.g. 1.0 (the model's own size)")
+    bad = [v for v in values if not 0 < v <= MAX_SCALE]
+    if bad:
+        raise ConfigError(f"scales={text}: {bad[0]:g} is out of range; each scale must be above 0 and at most "
+                          f"{MAX_SCALE:g} (1.0 = the model's own size)")
+    return values

@@ -151,6 +151,48 @@ class InstanceMasks:
 
 
 @dataclass(frozen=True, eq=False)
+class PanopticResult:
+    """A frame's panoptic segmentation: every pixel belongs to exactly one segment, or to none (void, id 0).
+
+    Made by :func:`rtseg.postprocess.panoptic.fuse_panoptic` from a result's instances (things) and semantic
+    labels (stuff). Struct-of-arrays over the K segments, in id order (ids 1..K).
+
+    Attributes:
+        ids: (H, W) int32 segment id per pixel, 0 = void.
+        category_ids: (K,) int32 panoptic category of each segment (:func:`rtseg.postprocess.panoptic.categories`).
+        category_names: (K,) each segment's category name.
+        isthing: (K,) bool, True for an instance (thing), False for a stuff region.
+        areas: (K,) int64 pixels of each segment.
+        boxes_xywh: (K, 4) int32 tight box (x, y, width, height) of each segment.
+        instances: (K,) int32 index of the instance a thing segment comes from in its FrameResult, -1 for stuff.
+    """
+
+    ids: NDArray[np.int32]
+    category_ids: NDArray[np.int32]
+    category_names: tuple[str, ...]
+    isthing: NDArray[np.bool_]
+    areas: NDArray[np.int64]
+    boxes_xywh: NDArray[np.int32]
+    instances: NDArray[np.int32]
+
+    def __len__(self) -> int:
+        return len(self.category_ids)
+
+    def segments_info(self) -> list[dict]:
+        """COCO panoptic ``segments_info`` (``id``, ``category_id``, ``area``, ``bbox``, ``iscrowd``), with the
+        category's name, ``isthing`` and the instance index (``detection``, things only) added."""
+        out = []
+        for k in range(len(self)):
+            seg = {"id": k + 1, "category_id": int(self.category_ids[k]), "category_name": self.category_names[k],
+                   "isthing": bool(self.isthing[k]), "area": int(self.areas[k]),
+                   "bbox": [int(v) for v in self.boxes_xywh[k]], "iscrowd": 0}
+            if self.instances[k] >= 0:
+                seg["detection"] = int(self.instances[k])
+            out.append(seg)
+        return out
+
+
+@dataclass(frozen=True, eq=False)
 class FrameResult:
     """Detections for one frame, in source-pixel coordinates (N instances).
 
@@ -167,6 +209,7 @@ class FrameResult:
         timings: per-stage timings of this frame.
         names, semantic_names: class names of the models that made it (``class_names``, ``to_dict``).
         analytics: the frame's zone counts, line totals and events (:mod:`rtseg.analytics`), or None.
+        panoptic: the fused panoptic map of a combined run (:class:`PanopticResult`), or None.
 
     Example:
         >>> import numpy as np
@@ -189,6 +232,7 @@ class FrameResult:
     names: tuple[str, ...] = ()
     semantic_names: tuple[str, ...] = ()
     analytics: dict | None = None
+    panoptic: PanopticResult | None = None
 
     def __post_init__(self) -> None:
         for name, dtype, tail in (("boxes_xyxy", np.float32, (4,)), ("scores", np.float32, ()),
@@ -285,6 +329,8 @@ class FrameResult:
             record["semantic"] = semantic_record(self.semantic, semantic_names)
         if self.analytics is not None:
             record["analytics"] = self.analytics
+        if self.panoptic is not None:
+            record["panoptic"] = self.panoptic.segments_info()
         record["timings_ms"] = {k: round(v, 3) for k, v in timings.as_ms().items() if k in RECORDED_STAGES}
         return record
 
@@ -297,7 +343,8 @@ class FrameResult:
         """A result with only the instances picked by a boolean mask or an index array."""
         return replace(self, boxes_xyxy=self.boxes_xyxy[keep], scores=self.scores[keep],
                        class_ids=self.class_ids[keep], masks=None if self.masks is None else self.masks.select(keep),
-                       track_ids=None if self.track_ids is None else self.track_ids[keep])
+                       track_ids=None if self.track_ids is None else self.track_ids[keep],
+                       panoptic=None)  # its segments point at instances by index: fuse again after a selection
 
 
 def semantic_record(labels: NDArray[np.uint8], names: tuple[str, ...]) -> list[dict]:

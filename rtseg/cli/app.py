@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from rtseg.cli import label as label_commands
 from rtseg.cli import run as run_commands
 from rtseg.cli import serve as serve_commands
 from rtseg.cli.common import TRUST_WEIGHTS_HELP, apply_trust, check_report_paths
@@ -273,6 +274,7 @@ def version() -> None:
 from rtseg.cli.data import register  # noqa: E402
 
 register(app)  # eval, train, convert
+label_commands.register(app)  # label
 serve_commands.register(app)  # serve --webrtc
 use_rtseg_commands(app)
 

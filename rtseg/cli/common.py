@@ -32,7 +32,9 @@ PARAMS = ("model semantic backend device half imgsz semantic_imgsz conf iou clas
           "synthetic source split labels images epochs minutes crop scale flips loss lr encoder workspace_gb "
           "frame_path open_px close_px val_every colour live_fps serve serve_token webhook mqtt every on_change "
           "event_masks reconnect stall_timeout segment zones zone line zone_overlap zone_anchor report heatmap "
-          "heatmap_overlay heatmap_decay_s blur blur_style blur_only background viewers").split()
+          "heatmap_overlay heatmap_decay_s blur blur_style blur_only background viewers "
+          "tolerance review_below scene_threshold scales flip "
+          "panoptic save_panoptic save_boundaries boundary_width style panoptic_masks").split()
 FLAGS = {"quality": "--semantic-quality", "json_out": "--json", "plot_out": "--plot", "workspace_gb": "--workspace",
          "open_px": "--morph-open", "close_px": "--morph-close", "live_fps": "--live",
          "heatmap_decay_s": "--heatmap-decay"}

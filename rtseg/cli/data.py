@@ -28,8 +28,9 @@ from rtseg.cli.options import ranged
 from rtseg.config import check_options
 from rtseg.errors import ConfigError, RtsegError
 
-DATA_HELP = ("Labelled data: a YOLO-seg data.yaml (or its folder), a COCO instances .json, or a mask-PNG folder "
-             "(images/, masks/, classes.txt).")
+DATA_HELP = ("Labelled data: a YOLO-seg data.yaml (or its folder), a COCO instances .json, a mask-PNG folder "
+             "(images/, masks/, classes.txt), or a LabelMe folder (NAME.json beside NAME.jpg, as rtseg label "
+             "writes and LabelMe saves).")
 LABELS_HELP = ("How a mask-PNG folder's PNGs are read: semantic (class ids), instance (object ids, one class) "
                "or trimap (Oxford-IIIT Pet: 1 object, 2 background, 3 border, ignored).")
 
@@ -49,6 +50,12 @@ def eval_cmd(
     labels: Annotated[str, typer.Option(help=LABELS_HELP)] = "semantic",
     images: Annotated[Optional[Path], typer.Option(help="Image folder of a COCO .json (default: beside it).")
                       ] = None,
+    semantic_model: Annotated[str, typer.Option("--semantic", "-s", help="Panoptic ground truth (a COCO "
+                                                "panoptic .json): the semantic model whose stuff goes under "
+                                                "--model's things, fused as rtseg run --panoptic does (instances from "
+                                                "--conf 0.25 unless another --conf is given).")] = "",
+    panoptic_masks: Annotated[Optional[Path], typer.Option(help="PNG folder of a COCO panoptic .json (default: "
+                                                           "its path without .json, as panopticapi).")] = None,
     imgsz: Annotated[Optional[int], typer.Option(help=ranged("imgsz", "Inference size. Default: the model's "
                                                   "own."))] = None,
     conf: Annotated[float, typer.Option(help=ranged("conf", "Instance models: minimum score kept (COCO "
@@ -56,6 +63,9 @@ def eval_cmd(
     iou: Annotated[float, typer.Option(help=ranged("iou", "Instance models: NMS IoU."))] = 0.7,
     backend: Annotated[str, typer.Option(help="auto, torch, onnxruntime.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    scales: Annotated[str, typer.Option(help="Semantic models: multi-scale inference, a comma list of input "
+                                        "scales (1 = the model's size), e.g. 0.5,1,1.5 (as rtseg run).")] = "1",
+    flip: Annotated[bool, typer.Option("--flip", help="Semantic models: also average the mirror image.")] = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every metric here.")] = None,
     plot_out: Annotated[Optional[Path], typer.Option("--plot", help="Write the confusion matrix here (PNG).")
                         ] = None,
@@ -67,26 +77,33 @@ def eval_cmd(
     Examples:
       rtseg eval --model pets.pt --data pets_test/ --labels trimap --plot confusion.png
       rtseg eval --model best.pt --data data.yaml --split val --json metrics.json
+      rtseg eval --model yolo.pt --semantic stuff.pt --data panoptic_val.json      (PQ, SQ, RQ)
     """
     setup_logging(False)
     apply_trust(trust)
-    check_options(imgsz=imgsz, conf=conf, iou=iou)  # load_models checks them again; here before any import
+    check_options(imgsz=imgsz, conf=conf, iou=iou, scales=scales)  # load_models checks again; here before imports
     from rtseg.data.datasets import load_dataset
     from rtseg.evaluate.core import (
         evaluate_instance_model,
+        evaluate_panoptic_files,
         evaluate_semantic_model,
-        format_table,
-        plot_confusion,
-        write_json,
     )
+    from rtseg.evaluate.panoptic import is_panoptic_json
     from rtseg.models.task import model_task
     from rtseg.pipeline.loading import RunOptions, load_models
 
     try:  # before any work: writable, and neither the model, the data set nor one path
-        check_report_paths(json_out, plot_out, inputs=[model, *data_inputs(data), *([images] if images else [])])
+        check_report_paths(json_out, plot_out, inputs=[model, *data_inputs(data), *([images] if images else []),
+                                                       *filter(None, (semantic_model, panoptic_masks))])
+        if is_panoptic_json(data) or semantic_model or panoptic_masks:  # PQ of the fused pair, then the report
+            report = evaluate_panoptic_files(model, semantic_model, data, images, panoptic_masks, plot_out, _bar,
+                                             imgsz=imgsz, conf=conf, iou=iou, backend=backend, device=device,
+                                             scales=scales, flip=flip)
+            return _print_report(report, model, data, json_out, None)
         dataset = load_dataset(data, split, images, labels)
         semantic = model_task(model) == "semantic"
-        opts = RunOptions(model=model, imgsz=imgsz, conf=conf, iou=iou, backend=backend, device=device)
+        opts = RunOptions(model=model, imgsz=imgsz, conf=conf, iou=iou, backend=backend, device=device,
+                          scales=scales, flip=flip)
         seg, sem = load_models(opts)
         with _bar(len(dataset), "eval") as bar:
             if semantic:
@@ -95,6 +112,12 @@ def eval_cmd(
                 report = evaluate_instance_model(seg, dataset, bar.update)
     except RtsegError as exc:
         raise fail(str(exc)) from None
+    _print_report(report, model, data, json_out, plot_out)
+
+
+def _print_report(report, model: str, data: Path, json_out: Path | None, plot_out: Path | None) -> None:  # noqa: ANN001
+    from rtseg.evaluate.core import format_table, plot_confusion, write_json
+
     report.model, report.data = model, str(data)
     if report.skipped:
         what = "class" if len(report.skipped) == 1 else f"{len(report.skipped)} classes"
@@ -121,7 +144,7 @@ def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where the best checkpoint is written.",
                                       show_default=False)],
     model: Annotated[str, typer.Option("--model", "-m", help="Semantic: an architecture (Unet, Linknet, FPN, "
-                                       "PSPNet, DeepLabV3, DeepLabV3Plus, deeplabv3_mobilenet_v3_large, "
+                                       "PSPNet, DeepLabV3, DeepLabV3Plus, SegNet, deeplabv3_mobilenet_v3_large, "
                                        "lraspp_mobilenet_v3_large) or an rtseg semantic checkpoint "
                                        "to fine-tune. Instance: a YOLO-seg config "
                                        "(yolo11n-seg.yaml) or weights to fine-tune (.pt).")] = "Linknet",
@@ -278,7 +301,7 @@ def convert(
     labels: Annotated[str, typer.Option(help=LABELS_HELP)] = "semantic",
     split: Annotated[str, typer.Option(help="Split to read, and the split name written.")] = "train",
 ) -> None:
-    """Convert labels between formats: mask PNGs, instance PNGs, trimaps, COCO JSON -> YOLO-seg or mask-PNG.
+    """Convert labels between formats: mask PNGs, instance PNGs, trimaps, COCO JSON, LabelMe -> YOLO-seg or mask-PNG.
 
     \b
     Examples:

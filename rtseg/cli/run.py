@@ -199,6 +199,18 @@ def run(
     save_frames: Annotated[Optional[Path], typer.Option(help="Folder for annotated frames as JPEG.")] = None,
     save_labels: Annotated[Optional[Path], typer.Option(help="Folder for semantic label maps (PNG, pixel = "
                                                          "class id) and classes.json.")] = None,
+    panoptic: Annotated[bool, typer.Option("--panoptic", help="Combined mode (--model and --semantic): fuse "
+                                           "instances (things) over semantic classes (stuff), one segment per "
+                                           "pixel, overlaps to the higher score; the JSONL and the overlay show "
+                                           "the fused segments.")] = False,
+    save_panoptic: Annotated[Optional[Path], typer.Option(help="Folder for COCO panoptic PNGs (segment ids "
+                                                           "RGB-encoded) and panoptic.json; implies --panoptic.")
+                             ] = None,
+    save_boundaries: Annotated[Optional[Path], typer.Option(help="Folder for boundary maps (PNG, 255 where the "
+                                                             "labels or segments change).")] = None,
+    boundary_width: Annotated[int, typer.Option(help="Width of the --save-boundaries lines in pixels (1..64).")
+                              ] = 2,
+    style: Annotated[str, typer.Option(help="How masks and classes are drawn: fill, contour or both.")] = "fill",
     imgsz: Annotated[Optional[int], typer.Option(help=ranged("imgsz", "Inference size (longer side). Default: "
                                                   "the model's own. Larger finds smaller objects, slower."))] = None,
     semantic_imgsz: Annotated[Optional[int], typer.Option(help=ranged("semantic_imgsz", "Inference size of the "
@@ -214,6 +226,11 @@ def run(
     quality: Annotated[str, typer.Option("--semantic-quality", help="fast: argmax at model resolution, "
                                          "labels resized to the frame (cheap); high: logits upsampled "
                                          "bilinearly before the argmax (smooth edges, slower).")] = "fast",
+    scales: Annotated[str, typer.Option(help="Semantic multi-scale inference: comma list of input scales (1 = the "
+                                        "model's size), e.g. 0.5,1,1.5; class probabilities are averaged. Each "
+                                        "scale costs about scale^2 of one pass.")] = "1",
+    flip: Annotated[bool, typer.Option("--flip", help="Semantic: also run each scale mirrored and average it "
+                                       "in (2x the cost).")] = False,
     pad: Annotated[int, typer.Option(help=ranged("pad", "Reflect-pad frames by this many pixels before the "
                                      "semantic model, so labels do not fray at the frame edges."))] = 0,
     morph_open: Annotated[int, typer.Option(help=ranged("morph_open", "Morphological opening (kernel px) of "
@@ -374,7 +391,8 @@ def run(
                          morph_open=morph_open, morph_close=morph_close, min_area=min_area, tile=tile,
                          overlap=overlap, tile_full=tile_full, tile_merge=tile_merge, class_file=class_file,
                          workers=workers, **({"precision": precision, "calib": calib} if precision != "fp32" or calib
-                                             else {}))
+                                             else {}), **({"scales": scales, "flip": flip} if scales != "1" or flip
+                                                          else {}))
     # the library's own checks (rtseg.run makes them again), here before it and PyTorch load: a second, not ten
     check_options(trails=trails, max_frames=max_frames, batch=batch, alpha=alpha, semantic_alpha=semantic_alpha,
                   image_fps=image_fps, every=every, reconnect=reconnect, stall_timeout=stall_timeout,
@@ -400,6 +418,9 @@ def run(
     from rtseg.analytics import check_analytics_options  # OpenCV: not for --help
 
     check_analytics_options(**analytics)  # shapes, suffixes, the background file: before PyTorch loads
+    from rtseg.overlay.annotator import check_drawing  # --style, --boundary-width: before PyTorch loads too
+
+    check_drawing(style=style, boundary_width=boundary_width)
     notices = ()
     if not track and (zones or zone or line):
         notices = ("zones and lines count tracks: tracking switched on (bytetrack; --track botsort to choose)",)
@@ -411,6 +432,8 @@ def run(
                               save_frames=save_frames, save_labels=save_labels, track=track, trails=trails,
                               max_frames=max_frames, batch=batch, video_preset=video_preset, hud=hud, alpha=alpha,
                               semantic_alpha=semantic_alpha, image_fps=image_fps, notices=notices, **live,
+                              panoptic=panoptic, save_panoptic=save_panoptic, save_boundaries=save_boundaries,
+                              boundary_width=boundary_width, style=style,
                               **analytics, **model_options)
     finally:
         if view is not None:

@@ -13,6 +13,9 @@ Every format answers two questions per image: its semantic label map (``(H, W)``
   ``labels="instance"`` reads the PNGs as instance ids (0 = background, Penn-Fudan's ``PedMasks``) and
   ``labels="trimap"`` as Oxford-IIIT Pet trimaps (1 object, 2 background, 3 border = ignored); both then
   hold the single object class that ``classes.txt`` names.
+* **LabelMe folder**: ``NAME.json`` beside ``NAME.jpg`` (LabelMe, AnyLabeling, ``rtseg label``); polygons
+  grouped into objects by ``group_id``, classes from ``classes.txt`` there (:mod:`rtseg.data.labelme`);
+  semantic names get ``background`` first, as for YOLO-seg.
 * **COCO JSON**: an instances file; images are looked up by ``file_name`` beside the JSON, in
   ``images/`` there, or in ``image_dir``. Category ids map to contiguous class ids in id order; the
   semantic names get ``background`` first, as for YOLO-seg.
@@ -37,6 +40,7 @@ from rtseg.data.convert import (
     instances_from_mask_png,
     trimap_to_labels,
 )
+from rtseg.data.labelme import is_labelme_folder, read_labelme_folder
 from rtseg.data.validation import (
     Problems,
     check_label_ids,
@@ -106,6 +110,13 @@ class Dataset:
             offset = 1 if self.semantic_names[:1] == (BACKGROUND,) else 0
             return [(c - offset, m) for c, m in instances_from_mask_png(labels, background=0 if offset else -1)]
         h, w = self._shape(i)
+        if self.kind == "labelme":  # pixel polygons; the pieces of one object fill one mask
+            out = []
+            for cls, polys in ref["objects"]:
+                mask = np.zeros((h, w), np.uint8)
+                cv2.fillPoly(mask, [np.round(p).astype(np.int32) for p in polys], 1)
+                out.append((cls, mask.astype(bool)))
+            return out
         if self.kind == "yolo-seg":
             out = []
             for cls, poly in ref:  # parsed and checked when the data set was opened
@@ -446,5 +457,8 @@ def load_dataset(path: str | Path, split: str = "val", image_dir: Path | None = 
         return load_coco(path, image_dir)
     if (path / "masks").is_dir():
         return load_mask_png(path, split, labels)
-    raise ConfigError(f"{path}: not a data set rtseg reads (a YOLO-seg data.yaml, a COCO .json, or a folder "
-                      "with images/, masks/ and classes.txt)")
+    if is_labelme_folder(path):
+        images, names, refs = read_labelme_folder(path)
+        return Dataset("labelme", images, names, (BACKGROUND, *names), refs)
+    raise ConfigError(f"{path}: not a data set rtseg reads (a YOLO-seg data.yaml, a COCO .json, a folder "
+                      "with images/, masks/ and classes.txt, or a LabelMe folder of NAME.json beside NAME.jpg)")

@@ -32,6 +32,8 @@ from rtseg.errors import ConfigError
 from rtseg.sinks.atomic import save_figure, write_bytes
 
 CONFUSION_CONF = 0.25
+EVAL_CONF = 0.001  # rtseg eval's default score threshold (COCO mAP wants every detection)
+PANOPTIC_CONF = 0.25  # instances fused for PQ when --conf is left at EVAL_CONF: rtseg run's default
 CONFUSION_IOU = 0.5
 
 
@@ -71,6 +73,7 @@ def _name_map(model_names: tuple[str, ...], data_names: tuple[str, ...], what: s
 
 
 def evaluate_semantic_model(model, data: Dataset, progress: Callable | None = None) -> EvalReport:  # noqa: ANN001
+    from rtseg.evaluate.boundary import bf_scores, bf_update
     from rtseg.evaluate.semantic import confusion_matrix, semantic_metrics
 
     names = tuple(model.names)
@@ -79,18 +82,23 @@ def evaluate_semantic_model(model, data: Dataset, progress: Callable | None = No
     for d, m in mapping.items():
         lut[d] = m
     conf = np.zeros((len(names), len(names)), np.int64)
+    edges = np.zeros((len(names), 4), np.int64)  # boundary pixels and matches per class (rtseg.evaluate.boundary)
     for i in range(len(data)):
         (pred,) = model([data.image(i)])
-        conf += confusion_matrix(pred, lut[data.semantic(i)], len(names), ignore_index=IGNORE)
+        gt = lut[data.semantic(i)]
+        conf += confusion_matrix(pred, gt, len(names), ignore_index=IGNORE)
+        bf_update(edges, pred, gt, ignore_index=IGNORE)
         if progress:
             progress()
     if not conf.sum():
         shared = ", ".join(names[m] for m in sorted(set(mapping.values())))
         raise ConfigError(f"no labelled pixel of the classes {shared} in the {len(data)} images: check the label files")
     metrics = semantic_metrics(conf)
-    per_class = [{"class": n, **{k: metrics[k][c] for k in ("iou", "dice", "precision", "recall")},
+    bf, mean_bf = bf_scores(edges)
+    per_class = [{"class": n, **{k: metrics[k][c] for k in ("iou", "dice", "precision", "recall")}, "bf": bf[c],
                   "gt_pixels": int(conf[c].sum())} for c, n in enumerate(names)]
     summary = {k: metrics[k] for k in ("pixel_accuracy", "mean_pixel_accuracy", "mIoU", "mDice", "pixels")}
+    summary["mBF"] = mean_bf  # boundary F-score, tolerance 0.75% of each image's diagonal
     summary["mF1"] = summary["mDice"]  # F1 and Dice are the same quantity
     present = [c for c in range(len(names)) if conf[c].sum() or conf[:, c].sum()]
     summary["mPrecision"] = float(np.nanmean([metrics["precision"][c] for c in present])) if present else np.nan
@@ -181,9 +189,11 @@ def evaluate_instance_model(model, data: Dataset, progress: Callable | None = No
 
 def format_table(report: EvalReport) -> str:
     """A plain-text table of the per-class metrics and the means."""
+    if report.task == "panoptic":
+        return _panoptic_table(report)
     if report.task == "semantic":
-        cols = ("iou", "dice", "precision", "recall")
-        head = ["class", "IoU", "Dice/F1", "precision", "recall", "gt pixels"]
+        cols = ("iou", "dice", "precision", "recall", "bf")
+        head = ["class", "IoU", "Dice/F1", "precision", "recall", "BF", "gt pixels"]
     else:
         cols = ("box_AP50", "box_AP50_95", "mask_AP50", "mask_AP50_95")
         head = ["class", "box AP50", "box AP50-95", "mask AP50", "mask AP50-95", "instances"]
@@ -191,7 +201,9 @@ def format_table(report: EvalReport) -> str:
              str(r.get("gt_pixels", r.get("gt")))] for r in report.per_class]
     if report.task == "semantic":
         m = report.metrics
-        rows.append(["mean", *(f"{m[k]:.4f}" for k in ("mIoU", "mDice", "mPrecision", "mRecall")), str(m["pixels"])])
+        rows.append(["mean", *(f"{m[k]:.4f}" if m[k] == m[k] else "-" for k in ("mIoU", "mDice", "mPrecision",
+                                                                                    "mRecall", "mBF")),
+                     str(m["pixels"])])
     else:
         m = report.metrics
         rows.append(["all", *(f"{m[k]:.4f}" for k in ("box_mAP50", "box_mAP50_95", "mask_mAP50", "mask_mAP50_95")),
@@ -202,7 +214,61 @@ def format_table(report: EvalReport) -> str:
     lines.insert(1, "-" * len(lines[0]))
     lines.insert(len(lines) - 1, "-" * len(lines[0]))
     if report.task == "semantic":
-        lines.append(f"pixel accuracy {m['pixel_accuracy']:.4f}   mean pixel accuracy {m['mean_pixel_accuracy']:.4f}")
+        lines.append(f"pixel accuracy {m['pixel_accuracy']:.4f}   mean pixel accuracy {m['mean_pixel_accuracy']:.4f}   "
+                     "BF: boundary F-score, tolerance 0.75% of the image diagonal")
+    return "\n".join(lines)
+
+
+def evaluate_panoptic_files(model: str, semantic: str, data: Path, images: Path | None, masks: Path | None,
+                            plot_out: Path | None, bar: Callable, **options: object) -> EvalReport:
+    """``rtseg eval`` on COCO panoptic ground truth: the ground truth checked first (one line naming a missing
+    file), then both models loaded, fused and measured (:mod:`rtseg.evaluate.panoptic`)."""
+    from rtseg.evaluate.panoptic import evaluate_panoptic, is_panoptic_json, load_panoptic_gt
+    from rtseg.pipeline.loading import RunOptions, load_models
+
+    if not is_panoptic_json(data):
+        raise ConfigError(f"semantic, panoptic_masks: only for panoptic ground truth (a COCO panoptic .json); "
+                          f"{data} is not one")
+    if plot_out is not None:
+        raise ConfigError("plot_out: a panoptic evaluation has no confusion matrix to plot")
+    gt = load_panoptic_gt(Path(data), images, masks)
+    if options.get("conf") == EVAL_CONF:  # mAP's "every detection" would paste hundreds of false things
+        options["conf"] = PANOPTIC_CONF
+    seg, sem = load_models(RunOptions(model=model, semantic=semantic or "", **options))  # type: ignore[arg-type]
+    with bar(len(gt), "eval") as progress:
+        summary, skipped = evaluate_panoptic(seg, sem, gt, progress=progress.update)
+    measured = {c: gt.categories[c] for c in summary["per_class"]}
+    return panoptic_report(summary, measured, len(gt), skipped)
+
+
+def panoptic_report(summary: dict, categories: dict[int, dict], images: int, skipped: tuple[str, ...]) -> EvalReport:
+    """An :class:`EvalReport` of :func:`rtseg.evaluate.panoptic.evaluate_panoptic`'s summary (no confusion)."""
+    metrics = {}
+    for group in ("all", "things", "stuff"):
+        for k in ("pq", "sq", "rq", "n"):
+            metrics[f"{k.upper()}_{group}" if k != "n" else f"n_{group}"] = summary[group][k]
+    per_class = []
+    for cat, row in summary["per_class"].items():
+        entry = {"class": categories[cat]["name"], "isthing": categories[cat]["isthing"], "category_id": cat}
+        entry.update(row or {"pq": float("nan"), "sq": float("nan"), "rq": float("nan"), "tp": 0, "fp": 0, "fn": 0})
+        per_class.append(entry)
+    return EvalReport("panoptic", "", "", images, tuple(r["class"] for r in per_class), metrics,
+                      np.zeros((0, 0), np.int64), per_class, skipped)
+
+
+def _panoptic_table(report: EvalReport) -> str:
+    head = ["class", "kind", "PQ", "SQ", "RQ", "TP", "FP", "FN"]
+    fmt = lambda v: f"{100 * v:.1f}" if v == v else "-"  # noqa: E731 - percent, as panopticapi prints
+    rows = [[r["class"], "thing" if r["isthing"] else "stuff", *(fmt(r[k]) for k in ("pq", "sq", "rq")),
+             *(str(r[k]) for k in ("tp", "fp", "fn"))] for r in report.per_class]
+    m = report.metrics
+    for group in ("all", "things", "stuff"):
+        rows.append([group, f"n={m['n_' + group]}", *(fmt(m[f"{k}_{group}"]) for k in ("PQ", "SQ", "RQ")), "", "", ""])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    lines = ["  ".join(str(x).ljust(w) if j < 2 else str(x).rjust(w) for j, (x, w) in enumerate(zip(row, widths)))
+             for row in (head, *rows)]
+    lines.insert(1, "-" * len(lines[0]))
+    lines.insert(len(lines) - 3, "-" * len(lines[0]))
     return "\n".join(lines)
 
 

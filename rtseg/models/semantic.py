@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from numpy.typing import NDArray
 
 from rtseg.backends.base import SemanticBackend
+from rtseg.config import parse_scales
 from rtseg.errors import ConfigError
 from rtseg.postprocess.morphology import clean_labels
 from rtseg.preprocess.letterbox import Letterbox, Letterboxer, plan_letterbox, resolve_imgsz, to_input_batch
@@ -59,11 +60,16 @@ class SemanticModel:
             (labels then do not fray along the border); the padding is cropped off the labels again.
         open_px, close_px, min_area: morphological clean-up of each label map, at frame resolution; see
             :func:`rtseg.postprocess.morphology.clean_labels`. All 0 (the default) skips it.
+        scales: multi-scale inference: the letterboxed batch is also run resized by each of these factors
+            (1.0 = ``imgsz``; sides rounded to the model's stride), and the class probabilities (softmax; sigmoid
+            for one-channel models) are averaged at the output size of scale 1.0. ``(1.0,)`` without ``flip``
+            is plain single-scale inference, bit for bit. Each scale costs about scale**2 of one inference.
+        flip: also run each scale mirrored left-right and average it in (test-time augmentation, 2x the cost).
     """
 
     def __init__(self, backend: SemanticBackend, *, imgsz: int | Sequence[int] | None = None,
                  quality: str = "fast", pad: int = 0, open_px: int = 0, close_px: int = 0,
-                 min_area: int = 0) -> None:
+                 min_area: int = 0, scales: Sequence[float] | str = (1.0,), flip: bool = False) -> None:
         info = backend.info
         if quality not in QUALITIES:
             raise ConfigError(f"quality={quality!r}: expected one of {', '.join(QUALITIES)}")
@@ -71,6 +77,11 @@ class SemanticModel:
             raise ConfigError(f"pad={pad}, open_px={open_px}, close_px={close_px}, min_area={min_area}: "
                               "expected values >= 0")
         size = resolve_imgsz(imgsz, model_imgsz=info.imgsz, stride=info.stride, dynamic=info.dynamic)
+        self.scales, self.flip = parse_scales(scales), bool(flip)
+        if self.scales != (1.0,) and not info.dynamic:
+            raise ConfigError(f"scales={','.join(f'{v:g}' for v in self.scales)}: this model takes only "
+                              f"{size[1]}x{size[0]} inputs; multi-scale needs one that takes any size (export it "
+                              "with --dynamic, or run the .pt)")
         self.backend = backend
         self.info = info
         self.names = info.names
@@ -109,7 +120,36 @@ class SemanticModel:
         return SemanticPrepared(batch, lbs, p)
 
     def infer(self, prepared: SemanticPrepared) -> torch.Tensor:
-        return self.backend.infer(prepared.batch)
+        if self.scales == (1.0,) and not self.flip:
+            return self.backend.infer(prepared.batch)
+        return self._multi_scale(prepared.batch)
+
+    def _multi_scale(self, batch: NDArray[np.float32]) -> torch.Tensor:
+        """Log of the class probabilities averaged over scales (and the mirror image), at the output size of
+        scale 1.0: argmax and bilinear resizing downstream treat them as logits."""
+        x = torch.from_numpy(batch)
+        h, w = batch.shape[2:]
+        stride = max(1, int(self.info.stride))
+        total, out_hw, views = None, None, 0
+        for scale in self.scales:
+            sh, sw = (max(stride, round(h * scale / stride) * stride), max(stride, round(w * scale / stride) * stride))
+            xs = x if (sh, sw) == (h, w) else F.interpolate(x, size=(sh, sw), mode="bilinear", align_corners=False)
+            for mirrored in (False, True) if self.flip else (False,):
+                view = xs.flip(-1) if mirrored else xs
+                logits = self.backend.infer(np.ascontiguousarray(view.numpy())).float()
+                if mirrored:
+                    logits = logits.flip(-1)
+                if out_hw is None:  # the output size scale 1.0 gives (stride-1 models: the input's)
+                    out_hw = (round(logits.shape[2] * h / sh), round(logits.shape[3] * w / sw))
+                if tuple(logits.shape[2:]) != out_hw:
+                    logits = F.interpolate(logits, size=out_hw, mode="bilinear", align_corners=False)
+                prob = torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, 1)
+                total = prob if total is None else total + prob
+                views += 1
+        mean = total / views  # type: ignore[operator]
+        if mean.shape[1] == 1:  # back to a logit: positive where the mean probability is above one half
+            return torch.logit(mean.clamp(1e-7, 1 - 1e-7))
+        return torch.log(mean.clamp_min(1e-12))
 
     def finish(self, logits: torch.Tensor, prepared: SemanticPrepared) -> list[NDArray[np.uint8]]:
         """One (H, W) uint8 class-id map per frame, at the frame's own resolution (padding removed)."""

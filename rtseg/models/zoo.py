@@ -1,7 +1,8 @@
 """Semantic segmentation models: one table of architectures, named pretrained weights, rtseg checkpoints.
 
 * :data:`ARCHS` builds untrained networks: torchvision (DeepLabV3, LR-ASPP), segmentation-models-pytorch
-  (U-Net, Linknet, FPN, PSPNet, DeepLabV3, DeepLabV3+, any smp encoder), Ultralytics YOLO26-sem and
+  (U-Net, Linknet, FPN, PSPNet, DeepLabV3, DeepLabV3+, any smp encoder), SegNet (:mod:`rtseg.models.segnet`),
+  Ultralytics YOLO26-sem and
   MediaPipe's selfie segmenters (:mod:`rtseg.models.selfie`, converted weights in ``rtseg/assets``).
 * :func:`load_pretrained` loads torchvision's published weights by name
   (``deeplabv3_mobilenet_v3_large.COCO_WITH_VOC_LABELS_V1``), downloading them only when asked.
@@ -31,6 +32,7 @@ from rtseg.backends.base import SemanticInfo
 from rtseg.backends.torch_backend import TorchSemanticBackend, load_yolo
 from rtseg.backends.weights import load_weights
 from rtseg.errors import BackendUnavailable, ModelError
+from rtseg.models.segnet import SegNet
 from rtseg.models.selfie import SIZES as SELFIE_SIZES
 from rtseg.models.selfie import build_selfie
 
@@ -85,7 +87,7 @@ class Arch:
     """One architecture: how to build it untrained, and the input contract of its family.
 
     Attributes:
-        family: ``"torchvision"``, ``"smp"``, ``"ultralytics"`` or ``"mediapipe"``.
+        family: ``"torchvision"``, ``"smp"``, ``"ultralytics"``, ``"mediapipe"`` or ``"rtseg"`` (SegNet).
         build: ``build(num_classes, encoder)`` -> the bare network.
         encoder: default encoder (smp only).
         mean_rgb, std_rgb: normalisation the family expects (ImageNet's; YOLO uses raw 0..1 pixels).
@@ -131,6 +133,10 @@ def _selfie(name: str) -> Callable[[int, str | None], nn.Module]:
     return build
 
 
+def _segnet(num_classes: int, encoder: str | None) -> nn.Module:
+    return SegNet(num_classes)
+
+
 def _yolo(scale: str) -> Callable[[int, str | None], nn.Module]:
     def build(num_classes: int, encoder: str | None) -> nn.Module:
         from ultralytics.nn.tasks import SemanticSegmentationModel
@@ -146,6 +152,7 @@ ARCHS: dict[str, Arch] = {
        for name in ("deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50", "lraspp_mobilenet_v3_large")},
     **{name: Arch("smp", _smp(name), encoder="mobilenet_v2")
        for name in ("Unet", "Linknet", "FPN", "PSPNet", "DeepLabV3", "DeepLabV3Plus")},
+    "SegNet": Arch("rtseg", _segnet),  # rtseg.models.segnet: pooling indices reused for unpooling
     **{f"yolo26{s}-sem": Arch("ultralytics", _yolo(s), **_YOLO_INPUT) for s in "nsmlx"},
     **{name: Arch("mediapipe", _selfie(name), **_YOLO_INPUT) for name in SELFIE_SIZES},  # RGB in [0, 1]
 }

@@ -45,7 +45,8 @@ def overlay_on_device(prepared: object, result: FrameResult, annotator: Annotato
     frame, masks not kept on the device, or semantic colours (they belong under the masks)."""
     frames = getattr(prepared, "frames", None)
     masks = result.masks if result.masks is not None and len(result.masks) else None
-    if frames is None or result.semantic is not None or (masks is not None and masks.device_crops is None):
+    if frames is None or result.semantic is not None or (masks is not None and masks.device_crops is None) \
+            or annotator.style != "fill":  # contours are drawn on the CPU
         return None
     if masks is not None and annotator.alpha > 0:
         blend_masks_on_device(frames[0], masks.device_crops, masks.origins_xy,  # type: ignore[arg-type]

@@ -11,8 +11,11 @@ from rtseg.analytics import Analytics
 from rtseg.errors import ConfigError
 from rtseg.overlay.annotator import Annotator
 from rtseg.pipeline.streams import Stream
+from rtseg.postprocess.panoptic import PanopticFuser
 from rtseg.sinks import ImageFolderSink, JsonlSink, LabelMapSink, VideoFileSink, WindowSink
 from rtseg.sinks.base import OutputPath, Sink, check_output_paths
+from rtseg.sinks.boundaries import BoundarySink
+from rtseg.sinks.panoptic import PanopticSink
 from rtseg.sinks.segments import SegmentedSink, segment_path
 from rtseg.sources.base import Source
 from rtseg.tracking import TRACKERS, Tracker
@@ -29,12 +32,15 @@ class Outputs:
     save_frames: Path | None = None
     save_labels: Path | None = None
     show: bool = False
+    save_panoptic: Path | None = None  # COCO panoptic PNGs + panoptic.json (rtseg.sinks.panoptic)
+    save_boundaries: Path | None = None  # boundary maps (rtseg.sinks.boundaries)
 
     def any(self) -> bool:
-        return bool(self.out or self.jsonl or self.save_frames or self.save_labels or self.show)
+        return bool(self.writes_files() or self.show)
 
     def writes_files(self) -> bool:
-        return bool(self.out or self.jsonl or self.save_frames or self.save_labels)
+        return bool(self.out or self.jsonl or self.save_frames or self.save_labels or self.save_panoptic
+                    or self.save_boundaries)
 
 
 @dataclass
@@ -66,6 +72,10 @@ class Drawing:
     semantic_alpha: float = 0.35
     trails: int = 0
     palette: tuple | None = None
+    style: str = "fill"  # fill, contour or both (rtseg.overlay.annotator.STYLES)
+    boundary_width: int = 2  # --save-boundaries' band width
+    panoptic: bool = False  # fuse things and stuff into one map: written, recorded and drawn
+    min_area: int = 0  # stuff segments smaller than this are void in the fused map
 
 
 def source_tag(spec: str) -> str:
@@ -104,8 +114,13 @@ def stream_outputs(specs: Sequence[str], outputs: Outputs) -> list[Outputs]:
     return [Outputs(out=suffixed(outputs.out, tag, many), jsonl=suffixed(outputs.jsonl, tag, many),
                     save_frames=outputs.save_frames / tag if many and outputs.save_frames else outputs.save_frames,
                     save_labels=outputs.save_labels / tag if many and outputs.save_labels else outputs.save_labels,
-                    show=outputs.show)
+                    show=outputs.show, save_panoptic=_sub(outputs.save_panoptic, tag, many),
+                    save_boundaries=_sub(outputs.save_boundaries, tag, many))
             for tag in source_tags(specs)]
+
+
+def _sub(folder: Path | None, tag: str, many: bool) -> Path | None:
+    return folder / tag if many and folder is not None else folder
 
 
 def output_paths(specs: Sequence[str], outputs: Outputs, *, segmented: bool = False) -> list[OutputPath]:
@@ -121,6 +136,11 @@ def output_paths(specs: Sequence[str], outputs: Outputs, *, segmented: bool = Fa
             paths.append(OutputPath("save_frames", own.save_frames, ImageFolderSink.FILES, what="frames"))
         if own.save_labels is not None:
             paths.append(OutputPath("save_labels", own.save_labels, LabelMapSink.FILES, what="label maps"))
+        if own.save_panoptic is not None:
+            paths.append(OutputPath("save_panoptic", own.save_panoptic, PanopticSink.FILES, what="panoptic maps"))
+        if own.save_boundaries is not None:
+            paths.append(OutputPath("save_boundaries", own.save_boundaries, BoundarySink.FILES,
+                                    what="boundary maps"))
     return paths
 
 
@@ -155,10 +175,12 @@ def build_streams(specs: Sequence[str], sources: Sequence[Source], outputs: Outp
                                                  each):
             annotator = Annotator(names, alpha=drawing.alpha, hud=drawing.hud, semantic_names=semantic_names,
                                   semantic_palette=semantic_palette, semantic_alpha=drawing.semantic_alpha,
-                                  trails=drawing.trails if track else 0, palette=drawing.palette)
+                                  trails=drawing.trails if track else 0, palette=drawing.palette,
+                                  style=drawing.style)
             tracker = Tracker(track, frame_rate=source.fps, min_score=min_score) if track else None
             sinks: list[Sink] = []
-            streams.append(Stream(source, sinks, annotator, tracker, stage))  # first: an error closes its sinks
+            fuser = PanopticFuser(names, semantic_names, min_area=drawing.min_area) if drawing.panoptic else None
+            streams.append(Stream(source, sinks, annotator, tracker, stage, fuser))  # first: an error closes its sinks
             if own.out is not None:
                 sinks.append(_segmented(own.out, live.segment_s, lambda path, fps=source.fps, on=bool(source.live):
                                         VideoFileSink(path, fps=fps, preset=video_preset, live=on)))
@@ -169,6 +191,10 @@ def build_streams(specs: Sequence[str], sources: Sequence[Source], outputs: Outp
                 sinks.append(ImageFolderSink(own.save_frames))
             if own.save_labels is not None:
                 sinks.append(LabelMapSink(own.save_labels, semantic_names, semantic_palette))
+            if own.save_panoptic is not None:
+                sinks.append(PanopticSink(own.save_panoptic, names, semantic_names))
+            if own.save_boundaries is not None:
+                sinks.append(BoundarySink(own.save_boundaries, drawing.boundary_width))
             if own.show:
                 sinks.append(WindowSink(f"rtseg - {spec}"))
             if live.view is not None:

@@ -318,6 +318,8 @@ class Pipeline(Scheduling):
         result = replace(result, timestamp_s=frame.timestamp_s, timings=frame.timings)
         if analytics is not None:  # zone counts, crossings, dwell: they need the tracker's ids
             result = analytics.update(frame, result)
+        if lane.stream.panoptic is not None:  # things over stuff, one segment per pixel: drawn and written
+            result = lane.stream.panoptic(result)
         t1 = time.perf_counter_ns()
         frame.timings.postprocess_ns = t1 - t0
         annotated = None

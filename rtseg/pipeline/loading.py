@@ -15,7 +15,7 @@ from rtseg.backends.registry import (
     load_backend,
     load_semantic_backend,
 )
-from rtseg.config import DEFAULT_MODEL, PEOPLE_MODEL, check_options
+from rtseg.config import DEFAULT_MODEL, PEOPLE_MODEL, check_options, parse_scales
 from rtseg.errors import BackendUnavailable, ConfigError, ModelError
 
 
@@ -65,6 +65,8 @@ class RunOptions:
     semantic_alpha: float = 0.35
     quality: str = "fast"
     pad: int = 0
+    scales: tuple[float, ...] | str = (1.0,)  # semantic multi-scale factors (rtseg.config.parse_scales)
+    flip: bool = False  # semantic: also average the mirror image
     morph_open: int = 0
     morph_close: int = 0
     min_area: int = 0
@@ -200,6 +202,12 @@ def load_models(opts: RunOptions):  # noqa: ANN201 - (instance stage | None, sem
                           "models as model=...)")
     if not semantic_spec and opts.save_labels:
         raise ConfigError("save_labels needs a semantic model (semantic=..., or a semantic model=...)")
+    scales = parse_scales(opts.scales)  # scales=0: one line before any model loads
+    if not semantic_spec and (scales != (1.0,) or opts.flip):
+        what = f"scales={opts.scales if isinstance(opts.scales, str) else ','.join(map(str, scales))}" \
+            if scales != (1.0,) else "flip=True"
+        raise ConfigError(f"{what}: multi-scale and mirrored inference apply to semantic models (semantic=..., "
+                          "or a semantic model=...)")
     seg = sem = None
     morph = {"open_px": opts.morph_open, "close_px": opts.morph_close, "min_area": opts.min_area}
     if instance_spec:
@@ -226,7 +234,8 @@ def load_models(opts: RunOptions):  # noqa: ANN201 - (instance stage | None, sem
                                            imgsz=imgsz or opts.tile, task="semantic", precision=opts.precision))
             device = "cpu"
         sem = SemanticModel(load_semantic_backend(semantic_spec, device=device, half=opts.half),
-                            imgsz=imgsz or opts.tile, quality=opts.quality, pad=opts.pad, **morph)
+                            imgsz=imgsz or opts.tile, quality=opts.quality, pad=opts.pad, scales=opts.scales,
+                            flip=opts.flip, **morph)
         if opts.tile:
             from rtseg.models.tiling import TiledSemantic
 

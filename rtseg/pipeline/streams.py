@@ -27,6 +27,8 @@ class Stream:
         tracker: gives its instances persistent ids; one per stream, as tracks never cross videos.
         analytics: what the stream's results are used for (zones, lines, heatmaps, privacy blur; see
             :mod:`rtseg.analytics`): updated after the tracker, drawn with the annotator.
+        panoptic: fuses each result's instances and semantic labels into its ``panoptic`` map
+            (:class:`rtseg.postprocess.panoptic.PanopticFuser`), after the analytics, before drawing; or None.
     """
 
     source: Source
@@ -34,6 +36,7 @@ class Stream:
     annotator: Annotator | None = None
     tracker: Tracker | None = None
     analytics: Any = None
+    panoptic: Callable[[Any], Any] | None = None
 
 
 @dataclass
