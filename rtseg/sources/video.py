@@ -187,6 +187,8 @@ class VideoSource:
                     break
                 self._pending = frame
                 skipped += 1
+            if self._closed.is_set():  # closed meanwhile: the release was left to this thread (see close)
+                self._cap.release()
         return skipped
 
     def _read_locked(self) -> NDArray[np.uint8] | None:

@@ -66,3 +66,28 @@ def test_a_source_read_at_once_after_opening_loses_nothing_and_a_file_is_never_s
     clip = VideoSource("clip.mp4", lambda: BufferedCapture(buffered=50, count=50), live=False)
     assert clip.skip_backlog() == 0
     assert _numbers(clip, 3) == [0, 1, 2]
+
+
+def test_a_close_during_the_skip_leaves_the_release_to_it() -> None:
+    """close() from another thread while the skip reads (inside FFmpeg) must not release the capture under
+    it; the skip releases it once its read returns."""
+    import threading
+
+    class Slow(BufferedCapture):
+        released = 0
+
+        def read(self):  # noqa: ANN201
+            time.sleep(0.05)
+            return super().read()
+
+        def release(self) -> None:
+            Slow.released += 1
+
+    source = VideoSource("rtsp://cam", lambda: Slow(buffered=0, live_s=0.0), live=True, reconnect=True,
+                         what="stream")
+    time.sleep(0.3)
+    closer = threading.Timer(0.02, source.close)
+    closer.start()
+    source.skip_backlog()
+    closer.join()
+    assert Slow.released == 1
