@@ -23,6 +23,12 @@ FULL_MODEL_HINT = ("the bundled model knows person, cat and dog only; for the 80
                    "--model yolo26n-seg.pt (downloaded once when online)")
 
 
+def cache_dir() -> Path:
+    """Where rtseg keeps derived files (exported models, what a checkpoint holds): ``$RTSEG_CACHE``, else
+    ``~/.cache/rtseg``."""
+    return Path(os.environ.get("RTSEG_CACHE") or Path.home() / ".cache" / "rtseg")
+
+
 def quiet_environment() -> None:
     """Set (unless the user did) the variables that keep OpenCV, FFmpeg and Ultralytics from printing around
     rtseg's own one-line errors, and Ultralytics from pip-installing packages at run time. Call it before

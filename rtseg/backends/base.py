@@ -59,7 +59,9 @@ class Backend(Protocol):
 
     The batch is a NumPy array, or a tensor already on ``device`` (the device frame path,
     :mod:`rtseg.preprocess.device`). ``infer`` returns ``(preds, protos)``: ``preds`` is (B, 4 + nc + nm, A) for
-    a one-to-many head or (B, K, 6 + nm) for an end-to-end head; ``protos`` is (B, nm, mh, mw).
+    a one-to-many head or (B, K, 6 + nm) for an end-to-end head; ``protos`` is (B, nm, mh, mw). Both are
+    tensors on ``device``, or float32 NumPy arrays from a backend that computes without PyTorch (ONNX Runtime
+    on the CPU, ``device`` :data:`HOST`): post-processing then runs in NumPy and the run never imports PyTorch.
 
     Optional attributes the pipeline reads: ``workers`` (how many ``infer`` calls may run at once from
     different threads; 1 when absent) and ``computes_with_torch`` (the network runs on PyTorch, so on a CPU
@@ -67,9 +69,38 @@ class Backend(Protocol):
     """
 
     info: ModelInfo
-    device: torch.device
+    device: torch.device | HostDevice
 
-    def infer(self, batch: NDArray[np.float32] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def infer(self, batch: NDArray[np.float32] | torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor] | tuple[NDArray[np.float32], NDArray[np.float32]]: ...
+
+
+@dataclass(frozen=True)
+class HostDevice:
+    """The CPU, named without importing PyTorch: the ``device`` of backends whose outputs are NumPy arrays.
+
+    It answers as ``torch.device("cpu")`` does where the pipeline asks (``.type``, ``.index``, ``str()``, and
+    ``== "cpu"``).
+
+    Example:
+        >>> HOST.type, str(HOST), HOST == "cpu", HOST == "cuda"
+        ('cpu', 'cpu', True, False)
+    """
+
+    type: str = "cpu"
+    index: None = None
+
+    def __str__(self) -> str:
+        return self.type
+
+    def __eq__(self, other: object) -> bool:
+        return str(other) == self.type if isinstance(other, str) or hasattr(other, "type") else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.type)
+
+
+HOST = HostDevice()
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,16 @@ import logging
 import os
 import queue
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 
-from rtseg.backends.base import INSTANCE_METADATA_KEY, SEMANTIC_METADATA_KEY, ModelInfo, SemanticInfo
+from rtseg.backends.base import HOST, INSTANCE_METADATA_KEY, SEMANTIC_METADATA_KEY, ModelInfo, SemanticInfo
 from rtseg.errors import BackendUnavailable, ModelError
+
+if TYPE_CHECKING:
+    import torch
 
 LOGGER = logging.getLogger(__name__)
 
@@ -78,6 +81,8 @@ class OrtBackend:
 
     ``workers`` sessions (default: :func:`default_workers`) share the CPU's cores, so that many ``infer``
     calls can run at once from different threads; the pipeline keeps that many frames in flight.
+    Outputs are float32 NumPy arrays (``device`` is :data:`~rtseg.backends.base.HOST`): post-processing runs
+    in NumPy and a run on an ONNX model never imports PyTorch.
     """
 
     def __init__(self, path: str, *, device: str = "cpu", half: bool = False, workers: int | None = None) -> None:
@@ -100,14 +105,14 @@ class OrtBackend:
         self._input = inp.name
         self._fp16 = "float16" in inp.type
         self._fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None  # a static export's batch
-        self.device = torch.device("cpu")
+        self.device = HOST  # outputs come back to the host as NumPy arrays, whichever provider ran them
         self._pool: queue.SimpleQueue = queue.SimpleQueue()
         self._pool.put(self._session)
         for _ in range(workers - 1):
             self._pool.put(open_session(path, device, threads))
         self.workers = workers
 
-    def infer(self, batch: NDArray[np.float32]) -> tuple[torch.Tensor, torch.Tensor]:
+    def infer(self, batch: NDArray[np.float32] | torch.Tensor) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """Thread-safe: each call runs on a session of its own, waiting for one to be free."""
         session = self._pool.get()
         try:
@@ -115,14 +120,15 @@ class OrtBackend:
         finally:
             self._pool.put(session)
 
-    def _infer(self, session, batch: NDArray[np.float32]) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
-        if isinstance(batch, torch.Tensor):  # prepared on a device (rtseg.preprocess.device): ORT takes NumPy
+    def _infer(self, session, batch: NDArray[np.float32] | torch.Tensor  # noqa: ANN001
+               ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        if not isinstance(batch, np.ndarray):  # prepared on a device (rtseg.preprocess.device): ORT takes NumPy
             batch = batch.cpu().numpy()
         x = batch.astype(np.float16) if self._fp16 else batch
         n, k = len(x), self._fixed_batch
         if k is None or n == k:
             preds, protos = session.run(None, {self._input: x})[:2]
-            return torch.from_numpy(preds).float(), torch.from_numpy(protos).float()
+            return preds.astype(np.float32, copy=False), protos.astype(np.float32, copy=False)
         # a static export takes exactly its batch (multi-stream runs batch several frames): split a larger
         # batch, pad a smaller one with its last frame and drop those outputs
         parts = []
@@ -132,7 +138,7 @@ class OrtBackend:
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], k - len(chunk), axis=0)])
             parts.append(session.run(None, {self._input: chunk})[:2])
         preds, protos = (np.concatenate([part[i] for part in parts])[:n] for i in (0, 1))
-        return torch.from_numpy(preds).float(), torch.from_numpy(protos).float()
+        return preds.astype(np.float32, copy=False), protos.astype(np.float32, copy=False)
 
 
 class OrtSemanticBackend:
@@ -160,8 +166,12 @@ class OrtSemanticBackend:
             info = replace(info, imgsz=tuple(inp.shape[2:]), dynamic=False)
         self.info = info
         self._input = inp.name
+        import torch  # the semantic stage post-processes tensors
+
         self.device = torch.device("cpu")
 
     def infer(self, batch: NDArray[np.float32]) -> torch.Tensor:
+        import torch
+
         (logits,) = self._session.run(None, {self._input: np.ascontiguousarray(batch, dtype=np.float32)})[:1]
         return torch.from_numpy(logits).float()

@@ -13,6 +13,8 @@ For every configuration (backend x imgsz x batch) it measures, on the user's own
   ratio, ``model_cpu_share``, bounds end-to-end / model-only when the cores set the pace (a CPU backend);
 * with ``live_fps``: the same source played in real time like a camera (oldest frames dropped when the
   pipeline falls behind): the latency a live user sees, and how many frames were dropped;
+* time to the first frame: in-process (model load from the cache, session, one frame) and, as a user waits
+  for it, from launching a fresh ``rtseg run`` to its first frame out (:mod:`rtseg.bench.launch`);
 * peak CPU RSS and GPU memory;
 * with ``vs_ultralytics``: Ultralytics ``predict`` on the same weights, source, imgsz and device, with saving
   on and off, and the ratios.
@@ -34,6 +36,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from rtseg.bench.launch import launch_to_first_frame, run_command
 from rtseg.bench.report import format_table, plot
 from rtseg.bench.viewers import Viewers
 from rtseg.config import check_options
@@ -383,6 +386,8 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
     with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp, Viewers(viewers) as view:
         if calib is None and "int8" in precisions:  # calibrated on the benchmarked frames
             calib = str(source) if source else str(_write_clip(make_source(), Path(tmp) / "calib.avi", frames))
+        one_frame = Path(source) if source else _write_clip(make_source(), Path(tmp) / "first.avi", 1)
+        launches: dict[tuple[str, ...], dict] = {}  # one measurement per distinct command (batch is not in it)
         for config in configs:
             if progress:
                 progress(f"{config.label}: model only and end to end, in turn")
@@ -425,6 +430,12 @@ def run_bench(*, model: str, semantic: str = "", source: str | None = None, synt
                 preset=preset, before_each=lambda rounds=rounds, seg=seg, batch=config.batch: rounds.append(
                     model_only(seg, sample, batch, warmup=3, iters=max(10, min(frames, 120)))), viewers=view)
             row["viewers"] = viewers
+            command = run_command(model=model, source=one_frame, imgsz=config.imgsz, backend=config.backend,
+                                  device=device, half=half, workers=config.workers, precision=config.precision,
+                                  calib=calib, semantic=semantic)
+            if tuple(command) not in launches:
+                launches[tuple(command)] = launch_to_first_frame(command, repeats=min(repeats, 3))
+            row["launch"] = launches[tuple(command)]
             row["model_only"] = merge_rounds(rounds)
             row["e2e_vs_model_only"] = round(row["end_to_end"]["fps"] / row["model_only"]["fps"], 3)
             # the model's share of the CPU time a frame costs end to end: when the cores set the pace, the most

@@ -28,7 +28,7 @@ def format_table(report: dict) -> str:
     for row in report["configs"]:
         line = f"{_row_label(row):<62}{row['model_only']['fps']:>11.1f}{row['end_to_end']['fps']:>11.1f}"
         line += f"{row['e2e_vs_model_only']:>10.2f}{row['model_cpu_share']:>10.2f}"
-        line += f"{row.get('time_to_first_frame_s', float('nan')):>9.2f}s"
+        line += f"{row.get('launch', {}).get('first_frame_s', float('nan')):>9.2f}s"
         if report["ultralytics"]:
             line += f"{row['e2e_vs_ultralytics_save']:>10.2f}x"
         if "accuracy" in row:
@@ -47,8 +47,11 @@ def format_table(report: dict) -> str:
     for u in report.get("ultralytics_runs") or ([report["ultralytics"]] if report["ultralytics"] else []):
         lines.append(f"ultralytics predict (imgsz {u.get('imgsz', '?')}): {u['save']['fps']:.1f} FPS saving video, "
                      f"{u['nosave']['fps']:.1f} FPS without saving")
-    lines.append("1st frame: in-process time to the first segmented frame (model load from the cache, session, "
-                 "source open, one frame)")
+    lines.append("1st frame: launch of a fresh `rtseg run` to its first segmented frame out (median of up to 3: "
+                 "imports, model load from the cache, source open, one frame); the JSON also has the in-process figure")
+    for row in report["configs"]:
+        if "error" in row.get("launch", {}):
+            lines.append(f"1st frame of {_row_label(row)}: not measured, the run failed: {row['launch']['error']}")
     lines.append("model CPU: the model's share of the CPU time per frame (model-only CPU ms / end-to-end CPU ms); "
                  "where the cores set the pace, e2e/model cannot exceed it")
     lines.append("")

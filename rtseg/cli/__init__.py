@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from types import FrameType
@@ -18,6 +19,9 @@ def main() -> None:
     gives, exit code 130 and one line, rather than a process killed by the signal. Both signals wait for an
     import under way to finish (:func:`interrupt`).
     """
+    # NumPy's BLAS on one thread (before NumPy loads it): the box-local mask products of ONNX Runtime's outputs
+    # are small, and idle BLAS threads spinning beside the inference sessions cost CPU time the run needs
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, interrupt)  # rtseg.cli.edge.sigterm_as_ctrl_c then leaves it
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:

@@ -7,6 +7,7 @@ so that ``rtseg run --model x.onnx`` needs no side files.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import logging
 import os
 import shutil
@@ -15,11 +16,11 @@ from pathlib import Path
 
 from rtseg.backends.base import INSTANCE_METADATA_KEY, ModelInfo
 from rtseg.backends.registry import FORMATS, _import
-from rtseg.backends.torch_backend import TorchBackend, load_yolo
-from rtseg.config import __version__
+from rtseg.config import __version__, cache_dir
 from rtseg.errors import ConfigError, ModelError
-from rtseg.exporters.semantic_onnx import export_semantic_onnx
 from rtseg.models.task import model_task
+
+__all__ = ["cache_dir", "cached_onnx", "export", "export_onnx"]  # cache_dir: rtseg.config's, for callers here
 
 LOGGER = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ def export_onnx(weights: str, *, out: Path | None = None, imgsz: int | None = No
             False the one-to-one head (final detections). The metadata's ``end2end`` records the choice.
     """
     import onnx
+
+    from rtseg.backends.torch_backend import TorchBackend, load_yolo  # exporting needs PyTorch; a cache hit not
 
     info = TorchBackend(weights, nms=nms).info  # validates file and task, one-line errors; picks the head
     size = imgsz or info.imgsz[0]
@@ -86,26 +89,20 @@ def export_onnx(weights: str, *, out: Path | None = None, imgsz: int | None = No
     return target
 
 
-def cache_dir() -> Path:
-    """Where rtseg keeps derived files (exported models): ``$RTSEG_CACHE``, else ``~/.cache/rtseg``."""
-    return Path(os.environ.get("RTSEG_CACHE") or Path.home() / ".cache" / "rtseg")
-
-
 def cached_onnx(weights: str, *, nms: bool | None = None) -> Path | None:
     """A dynamic ONNX export of ``weights``, made once and reused (keyed by file content, head and versions).
 
     ``nms`` picks the YOLO26 head as in :func:`export_onnx`; None and True give the same export.
 
     Returns None (PyTorch is used instead, with a warning) when the export itself fails; problems with the
-    weights (missing, corrupt, wrong task) raise :class:`ModelError` as loading them would.
+    weights (missing, corrupt, wrong task) raise :class:`ModelError` as loading them would. A cache hit
+    imports neither PyTorch nor Ultralytics (their versions are read from the installed metadata).
     """
-    import ultralytics
-
     path = Path(weights)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     head = "no-nms" if nms is False else "nms"  # the graph holds the head: one export per mode
     target = (cache_dir() / "onnx"
-              / f"{path.stem}-{digest}-{head}-rtseg{__version__}-ul{ultralytics.__version__}.onnx")
+              / f"{path.stem}-{digest}-{head}-rtseg{__version__}-ul{_ultralytics_version()}.onnx")
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +121,16 @@ def cached_onnx(weights: str, *, nms: bool | None = None) -> Path | None:
     return target
 
 
+def _ultralytics_version() -> str:
+    """Ultralytics' version without importing it (0.6 s); ``__version__`` where the metadata is missing."""
+    try:
+        return importlib.metadata.version("ultralytics")
+    except importlib.metadata.PackageNotFoundError:
+        import ultralytics
+
+        return ultralytics.__version__
+
+
 def export(weights: str, fmt: str, **kwargs: object) -> Path:
     """Export ``weights`` to ``fmt`` (a key of :data:`rtseg.backends.registry.FORMATS` with an exporter).
 
@@ -136,5 +143,7 @@ def export(weights: str, fmt: str, **kwargs: object) -> Path:
         choices = ", ".join(name for name, f in FORMATS.items() if f.exporter)
         raise ConfigError(f"format={fmt!r}: rtseg exports to {choices}")
     if fmt == "onnx" and model_task(weights) == "semantic":
+        from rtseg.exporters.semantic_onnx import export_semantic_onnx
+
         return export_semantic_onnx(weights, **kwargs)  # type: ignore[arg-type]
     return _import(spec.exporter)(weights, **kwargs)  # type: ignore[operator]

@@ -10,13 +10,17 @@ post-processing thread in frame order, and a :class:`SemanticStage` on a thread 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 
 from rtseg.types import FrameResult
+
+if TYPE_CHECKING:
+    import torch
+
+    from rtseg.backends.base import HostDevice
 
 
 @runtime_checkable
@@ -42,7 +46,7 @@ class InstanceStage(Protocol):
         ...
 
     @property
-    def device(self) -> torch.device | None:
+    def device(self) -> torch.device | HostDevice | None:
         """Where the network runs; on CUDA each inference thread queues its calls on a stream of its own."""
         ...
 

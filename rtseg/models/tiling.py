@@ -201,7 +201,8 @@ class TiledYoloSeg:
         step = self.tile_batch or n
         parts = [self.model.infer(Prepared(prepared.tiles.batch[i : i + step],
                                            prepared.tiles.letterboxes[i : i + step])) for i in range(0, n, step)]
-        tiles = parts[0] if len(parts) == 1 else (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
+        cat = np.concatenate if isinstance(parts[0][0], np.ndarray) else torch.cat  # ONNX Runtime: NumPy outputs
+        tiles = parts[0] if len(parts) == 1 else (cat([p[0] for p in parts]), cat([p[1] for p in parts]))
         full = self.model.infer(prepared.full) if prepared.full is not None else None
         return tiles, full
 

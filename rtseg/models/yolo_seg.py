@@ -6,19 +6,27 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 
-from rtseg.backends.base import Backend
+from rtseg.backends.base import HOST, Backend
 from rtseg.errors import ConfigError
 from rtseg.postprocess.masks import box_local_masks
 from rtseg.postprocess.morphology import clean_mask
 from rtseg.postprocess.nms import boxes_to_frame, select_end2end, select_nms
-from rtseg.preprocess.device import FrameUploader, letterbox_on_device
 from rtseg.preprocess.letterbox import Letterbox, Letterboxer, resolve_imgsz, to_input_batch
 from rtseg.types import FrameResult, InstanceMasks
+
+if TYPE_CHECKING:
+    import torch
+
+
+def _host(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A tensor's values as a NumPy array (NumPy arrays as they are): ONNX Runtime's outputs never go
+    through PyTorch."""
+    return x if isinstance(x, np.ndarray) else x.cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,12 @@ class Prepared:
     def concat(cls, preps: Sequence[Prepared]) -> Prepared:
         """One batch of several frames' prepared inputs (of one input shape)."""
         parts = [p.batch for p in preps]
-        batch = torch.cat(parts) if isinstance(parts[0], torch.Tensor) else np.concatenate(parts)  # type: ignore[arg-type]
+        if isinstance(parts[0], np.ndarray):
+            batch = np.concatenate(parts)
+        else:
+            import torch
+
+            batch = torch.cat(parts)  # type: ignore[arg-type]
         frames = None if preps[0].frames is None else tuple(f for p in preps for f in p.frames or ())
         return cls(batch, tuple(lb for p in preps for lb in p.letterboxes), frames)
 
@@ -82,7 +95,7 @@ class YoloSegModel:
             raise ConfigError("morphology sizes must be >= 0")
         self.morph = {"open_px": open_px, "close_px": close_px, "min_area": min_area}
         self._letterbox = Letterboxer(size, rect=info.dynamic, stride=info.stride)
-        device = getattr(backend, "device", torch.device("cpu"))
+        device = getattr(backend, "device", HOST)
         self.frames_on_device = device.type == "cuda" if frames_on_device is None else frames_on_device
         self._device = device
         self._uploaders = threading.local()  # one pinned staging buffer per decode thread
@@ -111,9 +124,13 @@ class YoloSegModel:
         return Prepared(to_input_batch(boxed), lbs)
 
     def _prepare_on_device(self, images: Sequence[NDArray[np.uint8]]) -> Prepared:
+        import torch
+
+        from rtseg.preprocess.device import FrameUploader, letterbox_on_device
+
         upload = getattr(self._uploaders, "upload", None)
         if upload is None:
-            upload = self._uploaders.upload = FrameUploader(self._device)
+            upload = self._uploaders.upload = FrameUploader(torch.device(str(self._device)))
         lbs = self._letterbox.plan(images)
         frames, inputs = [], []
         for image, lb in zip(images, lbs):
@@ -125,7 +142,7 @@ class YoloSegModel:
             torch.cuda.current_stream(self._device).synchronize()
         return Prepared(batch, lbs, tuple(frames))
 
-    def infer(self, prepared: Prepared) -> tuple[torch.Tensor, torch.Tensor]:
+    def infer(self, prepared: Prepared) -> tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray]:
         return self.backend.infer(prepared.batch)
 
     def infer_frames(self, prepared: Sequence[Prepared]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -164,12 +181,15 @@ class YoloSegModel:
                                               keep_on_device=prepared.frames is not None)
             if any(self.morph.values()):
                 crops = tuple(clean_mask(c, **self.morph) if c.size else c for c in masks.crops)
-                device_crops = None if masks.device_crops is None else tuple(
-                    torch.from_numpy(c).to(protos.device) for c in crops)
+                device_crops = None
+                if masks.device_crops is not None:  # only tensors' masks are kept on a device
+                    import torch
+
+                    device_crops = tuple(torch.from_numpy(c).to(protos.device) for c in crops)
                 masks = InstanceMasks(crops, masks.origins_xy, device_crops)
                 nonempty = np.array([c.any() for c in crops], dtype=bool)
-            result = FrameResult(index, lb.image_hw, boxes.cpu().numpy(), det[:, 4].cpu().numpy(),
-                                 det[:, 5].cpu().numpy().astype(np.int32), masks)
+            result = FrameResult(index, lb.image_hw, _host(boxes), _host(det[:, 4]),
+                                 _host(det[:, 5]).astype(np.int32), masks)
             results.append(result if nonempty.all() else result.select(nonempty))
         return results
 

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 
 from rtseg.types import FrameResult
 
 if TYPE_CHECKING:
+    import torch
+
     from rtseg.overlay.annotator import Annotator
 
 
@@ -25,6 +26,8 @@ def blend_masks_on_device(frame: torch.Tensor, crops: Sequence[torch.Tensor], or
     """
     if not len(crops):
         return
+    import torch
+
     colours_t = torch.tensor(colours, dtype=torch.float32).to(frame.device)  # one copy for every instance
     for crop, (x, y), colour in zip(crops, origins_xy, colours_t):
         if crop.numel() == 0:

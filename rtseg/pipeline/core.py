@@ -24,14 +24,14 @@ import contextlib
 import gc
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
-import torch
 
 from rtseg.models.base import InstanceStage, SemanticStage, as_semantic_stage
 from rtseg.overlay.annotator import Annotator
@@ -43,6 +43,9 @@ from rtseg.sinks.base import Sink, StopRequested
 from rtseg.sources.base import Source
 from rtseg.tracking import Tracker
 from rtseg.types import STAGES, Frame, FrameResult
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["Pipeline", "RunSummary", "Stream", "StreamSummary"]
 
@@ -211,6 +214,8 @@ class Pipeline(Scheduling):
         semantic models overlap on the device too); a no-op on the CPU."""
         if device is None or device.type != "cuda":
             return contextlib.nullcontext()
+        import torch
+
         stream = self._local.stream
         if stream is None:
             stream = self._local.stream = torch.cuda.Stream(device)
@@ -231,6 +236,8 @@ class Pipeline(Scheduling):
         with self._on_own_stream(device):
             outputs = self.model.infer_frames(preps)
             if device is not None and device.type == "cuda":
+                import torch
+
                 torch.cuda.current_stream(device).synchronize()  # the post thread reads the outputs next
         return outputs
 
@@ -395,8 +402,11 @@ class Pipeline(Scheduling):
         self._started = True
         samples: dict[str, list[float]] = {name: Reservoir() for name in (*STAGES, "semantic", "serve", "queue_wait",
                                                                             "latency")}
-        torch_threads = torch.get_num_threads()
-        if self._torch_threads:
+        # PyTorch's intra-op threads, where a stage computes with it; a run on ONNX Runtime (NumPy outputs)
+        # never imported PyTorch, and does not now
+        torch = sys.modules.get("torch")
+        torch_threads = torch.get_num_threads() if torch is not None else 0
+        if self._torch_threads and torch is not None:
             torch.set_num_threads(self._torch_threads)
         self._t_start = time.perf_counter_ns()
         cpu0, main0 = time.process_time_ns(), time.thread_time_ns()
@@ -470,7 +480,8 @@ class Pipeline(Scheduling):
         finally:
             self.summary.interrupted = left or self.stop.is_set() or self.summary.user_quit
             close_errors = self._wind_down(threads, samples, cpu0, main0 + loop_ns)
-            torch.set_num_threads(torch_threads)
+            if torch is not None:
+                torch.set_num_threads(torch_threads)
             if froze:
                 gc.unfreeze()  # a process that goes on after the run collects as before
             if left:  # nobody is left to raise to: the caller's loop is over

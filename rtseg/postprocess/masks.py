@@ -6,18 +6,24 @@ values inside a box are ``A @ (coef @ P) @ B.T`` where ``A`` and ``B`` are the r
 interpolation matrices restricted to the box's rows and columns, and ``P`` the prototypes restricted to
 the band those rows and columns read. The result matches Ultralytics pixel for pixel (up to float
 rounding at the 0 threshold) while costing box area, not frame area, per instance.
+
+Prototypes come as PyTorch tensors (PyTorch and TensorRT backends, on their device) or NumPy arrays (ONNX
+Runtime on the CPU): the NumPy path does the same products in float32 without importing PyTorch.
 """
 
 from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from rtseg.preprocess.letterbox import Letterbox
 from rtseg.types import InstanceMasks
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
@@ -49,8 +55,8 @@ def _axis_matrix(proto_n: int, frame_n: int, upsample: int, gain: float) -> np.n
 
 @lru_cache(maxsize=16)
 def _frame_maps(image_hw: tuple[int, int], proto_hw: tuple[int, int], input_hw: tuple[int, int]
-                ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
-    """Row and column maps for one frame geometry, with each frame row's band of prototype rows."""
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Row and column maps (float32) for one frame geometry, with each frame row's band of prototype rows."""
     h, w = image_hw
     mh, mw = proto_hw
     stride_y, stride_x = input_hw[0] / mh, input_hw[1] / mw
@@ -67,11 +73,11 @@ def _frame_maps(image_hw: tuple[int, int], proto_hw: tuple[int, int], input_hw: 
         first = nz.argmax(1)
         last = m.shape[1] - nz[:, ::-1].argmax(1)
         bands.append(np.stack([first, last], 1))
-    return (torch.from_numpy(rows.astype(np.float32)), torch.from_numpy(cols.astype(np.float32)),
-            bands[0], bands[1])
+    return rows.astype(np.float32), cols.astype(np.float32), bands[0], bands[1]
 
 
-def box_local_masks(protos: torch.Tensor, coefs: torch.Tensor, boxes_xyxy: torch.Tensor,
+def box_local_masks(protos: torch.Tensor | np.ndarray, coefs: torch.Tensor | np.ndarray,
+                    boxes_xyxy: torch.Tensor | np.ndarray,
                     lb: Letterbox, *, keep_on_device: bool = False) -> tuple[InstanceMasks, np.ndarray]:
     """Binary masks of the kept instances, cropped to their boxes, at frame resolution.
 
@@ -91,8 +97,14 @@ def box_local_masks(protos: torch.Tensor, coefs: torch.Tensor, boxes_xyxy: torch
         return InstanceMasks.empty(), np.zeros(0, dtype=bool)
     h, w = lb.image_hw
     rows, cols, row_band, col_band = _frame_maps(lb.image_hw, tuple(protos.shape[1:]), lb.input_hw)
-    rows, cols = rows.to(protos.device), cols.to(protos.device)
     # Same pixel rule as Ultralytics' crop_mask: keep columns c with x1 <= c < x2.
+    if isinstance(protos, np.ndarray):
+        bounds = np.ceil(np.asarray(boxes_xyxy)).clip(0, None).astype(np.int64)
+        return _masks_np(protos.astype(np.float32, copy=False), np.asarray(coefs, dtype=np.float32),
+                         _clip_bounds(bounds, w, h), rows, cols, row_band, col_band)
+    import torch
+
+    rows, cols = torch.from_numpy(rows).to(protos.device), torch.from_numpy(cols).to(protos.device)
     bounds = torch.ceil(boxes_xyxy).clamp_min(0).to(torch.int64).cpu().numpy()
     bounds[:, [0, 2]] = bounds[:, [0, 2]].clip(0, w)
     bounds[:, [1, 3]] = bounds[:, [1, 3]].clip(0, h)
@@ -119,3 +131,28 @@ def box_local_masks(protos: torch.Tensor, coefs: torch.Tensor, boxes_xyxy: torch
         origins.append((x0, y0))
     device_crops = tuple(on_device) if keep_on_device else None
     return InstanceMasks(tuple(crops), np.asarray(origins, dtype=np.int32), device_crops), nonempty
+
+
+def _clip_bounds(bounds: np.ndarray, w: int, h: int) -> np.ndarray:
+    bounds[:, [0, 2]] = bounds[:, [0, 2]].clip(0, w)
+    bounds[:, [1, 3]] = bounds[:, [1, 3]].clip(0, h)
+    return bounds
+
+
+def _masks_np(protos: np.ndarray, coefs: np.ndarray, bounds: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+              row_band: np.ndarray, col_band: np.ndarray) -> tuple[InstanceMasks, np.ndarray]:
+    """:func:`box_local_masks` on NumPy prototypes: the same products, float32."""
+    n = len(coefs)
+    crops, origins, nonempty = [], [], np.zeros(n, dtype=bool)
+    for i, (x0, y0, x1, y1) in enumerate(bounds):
+        origins.append((x0, y0))
+        if x1 <= x0 or y1 <= y0:
+            crops.append(np.zeros((0, 0), dtype=bool))
+            continue
+        r0, r1 = int(row_band[y0:y1, 0].min()), int(row_band[y0:y1, 1].max())
+        c0, c1 = int(col_band[x0:x1, 0].min()), int(col_band[x0:x1, 1].max())
+        window = np.tensordot(coefs[i], protos[:, r0:r1, c0:c1], axes=1)
+        crop = (rows[y0:y1, r0:r1] @ window @ cols[x0:x1, c0:c1].T) > 0
+        nonempty[i] = crop.any()
+        crops.append(crop)
+    return InstanceMasks(tuple(crops), np.asarray(origins, dtype=np.int32)), nonempty

@@ -41,6 +41,11 @@ def test_report_schema(report) -> None:
         assert len(c["model_only"]["runs_fps"]) == 2  # one model-only round before each end-to-end run
         assert c["end_to_end"]["frames"] == 12 and c["end_to_end"]["latency_first_frame_s"] > 0
         assert c["end_to_end"]["fps_whole_run"] > 0
+        # time to the first frame: in-process, and a fresh `rtseg run` from launch to its first frame out
+        launch = c["launch"]
+        assert launch["runs"] == 2 and c["time_to_first_frame_s"] > 0
+        assert 0 < launch["first_frame_s"] <= launch["exit_s"]
+        assert launch["command"][0] == "run" and "--max-frames" in launch["command"]
         # CPU time per frame: model-only, and end to end by stage; the model's share of it
         cpu = c["end_to_end"]["cpu_ms_per_frame"]
         assert set(cpu) == {"decode", "infer", "post", "sinks", "other", "total"}

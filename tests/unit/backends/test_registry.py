@@ -82,14 +82,28 @@ def test_device_auto_picks_cuda_only_when_there_is_one(monkeypatch: pytest.Monke
     with pytest.raises(ConfigError, match="^half=True needs a CUDA device"):
         check_device("auto", half=True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr("rtseg.backends.registry.no_nvidia_gpu", lambda: False)
     assert check_device("AUTO", half=True) == "cuda"
+
+
+def test_device_auto_does_not_ask_pytorch_where_no_gpu_can_be(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Linux without NVIDIA's device files: the CPU, PyTorch not consulted (its import is most of start-up)."""
+    import torch
+
+    from rtseg.backends.registry import no_nvidia_gpu
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # would say cuda if it were asked
+    monkeypatch.setattr("rtseg.backends.registry.no_nvidia_gpu", lambda: True)
+    assert check_device("auto", half=False) == "cpu"
+    monkeypatch.setattr("sys.platform", "linux")
+    monkeypatch.setattr("pathlib.Path.exists", lambda self: str(self) == "/dev/dxg")  # WSL 2's GPU device
+    assert no_nvidia_gpu() is False
 
 
 def test_onnxruntime_workers_run_calls_at_once_with_the_same_outputs(tmp_path, monkeypatch) -> None:
     import threading
 
     import numpy as np
-    import torch
 
     from rtseg.backends.ort_backend import default_workers
     from tests.support import YOLO11_WEIGHTS
@@ -109,7 +123,7 @@ def test_onnxruntime_workers_run_calls_at_once_with_the_same_outputs(tmp_path, m
     for t in threads:
         t.join()
     for (p, q), (ep, eq) in zip(got, expected):
-        assert torch.allclose(p, ep, atol=1e-4) and torch.allclose(q, eq, atol=1e-4)
+        assert np.allclose(p, ep, atol=1e-4) and np.allclose(q, eq, atol=1e-4)
 
 
 @pytest.mark.parametrize(("backend", "workers", "message"), [

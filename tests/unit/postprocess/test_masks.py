@@ -1,4 +1,5 @@
-"""Box-local masks against Ultralytics' full-frame native masks."""
+"""Box-local masks against Ultralytics' full-frame native masks, from tensors and from NumPy arrays (ONNX
+Runtime's outputs, post-processed without PyTorch)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from rtseg.postprocess.nms import boxes_to_frame
 from rtseg.preprocess.letterbox import plan_letterbox
 
 
+@pytest.mark.parametrize("kind", ["tensor", "numpy"])
 @pytest.mark.parametrize("image_hw", [(720, 1280), (480, 640), (333, 500), (640, 427), (2160, 3840)])
 @pytest.mark.parametrize("imgsz", [320, 640])
-def test_box_local_masks_equal_ultralytics_native_masks(image_hw, imgsz) -> None:
+def test_box_local_masks_equal_ultralytics_native_masks(image_hw, imgsz, kind) -> None:
     """Same pixels as Ultralytics' full-frame process_mask_native, computed inside each box only."""
     from ultralytics.utils import ops
 
@@ -27,10 +29,13 @@ def test_box_local_masks_equal_ultralytics_native_masks(image_hw, imgsz) -> None
     x1y1 = rng.uniform(0, 0.7, (12, 2)) * [lb.input_hw[1], lb.input_hw[0]]
     x2y2 = x1y1 + rng.uniform(10, 0.5 * min(lb.input_hw), (12, 2))
     boxes_in = torch.from_numpy(np.concatenate([x1y1, x2y2], 1).astype(np.float32))
-    boxes = boxes_to_frame(boxes_in, lb)
     ref_boxes = ops.scale_boxes(lb.input_hw, boxes_in.clone(), image_hw)
-    torch.testing.assert_close(boxes, ref_boxes)
     ref = ops.process_mask_native(protos, coefs, ref_boxes, image_hw).numpy().astype(bool)
+    if kind == "numpy":
+        protos, coefs, boxes_in = protos.numpy(), coefs.numpy(), boxes_in.numpy()
+    boxes = boxes_to_frame(boxes_in, lb)
+    assert isinstance(boxes, type(boxes_in))
+    torch.testing.assert_close(torch.as_tensor(boxes), ref_boxes)
     masks, nonempty = box_local_masks(protos, coefs, boxes, lb)
     assert len(masks) == 12
     for i in range(12):
