@@ -4,10 +4,15 @@ stages, sources and sinks in fakes.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import cv2
@@ -134,3 +139,49 @@ def read_tty(master: int, proc: subprocess.Popen, timeout: float = 120) -> str:
             break
     os.close(master)
     return b"".join(chunks).decode(errors="replace")
+
+
+@contextlib.contextmanager
+def ray_head(*, gpus: int = 0, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """A real Ray head on 127.0.0.1 (2 CPUs, ``gpus`` fake GPUs, ``env`` added to its environment, which its
+    workers inherit), in a process group of its own so that exactly its processes are stopped; yields its address."""
+    import pytest
+
+    port = free_port()
+    head_env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_TMPDIR=tempfile.mkdtemp(prefix="rtseg-ray-"),
+                    **(env or {}))
+    head_env.pop("RAY_ADDRESS", None)
+    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
+                             "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
+                             "--num-gpus", str(gpus), "--object-store-memory", "100000000",
+                             "--include-dashboard=false", "--disable-usage-stats"], env=head_env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or head.poll() is not None:
+                    pytest.fail("the Ray head did not start")
+                time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop_group(head)
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL, to the process group ``proc`` leads, waiting for ``proc`` after each."""
+    for sig, wait_s in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait_s)
+            if sig == signal.SIGKILL:
+                return
+        except subprocess.TimeoutExpired:
+            continue

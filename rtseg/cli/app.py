@@ -21,6 +21,7 @@ from rtseg.cli.common import fail as _fail
 from rtseg.cli.common import setup_logging as _setup_logging
 from rtseg.cli.edge import guard, ignore_stops, leave, route_native_stderr, sigterm_as_ctrl_c
 from rtseg.cli.options import RtsegGroup, ranged, use_rtseg_commands
+from rtseg.cli.ray_run import BenchOutDir, BenchRay, BenchRayWorkers, Split
 from rtseg.config import DEFAULT_MODEL, __version__, check_options
 from rtseg.errors import ConfigError, RtsegError
 from rtseg.exporters.quantize import DEFAULT_CALIB_FRAMES
@@ -195,6 +196,7 @@ def bench(
                                               "the same weights, source, imgsz and device, saving on and "
                                               "off.")] = None,
     trust: Annotated[bool, typer.Option("--trust-weights", help=TRUST_WEIGHTS_HELP)] = False,
+    ray: BenchRay = None, ray_workers: BenchRayWorkers = None, out_dir: BenchOutDir = None, split: Split = None,
 ) -> None:
     """Measure model-only throughput, end-to-end FPS (decode to encode), per-stage latency and memory.
 
@@ -203,9 +205,14 @@ def bench(
       rtseg bench --source clip.mp4 --vs ultralytics
       rtseg bench --synthetic 1920x1080 --imgsz 320,640 --backend torch,onnxruntime --plot bench.png
       rtseg bench --source clip.mp4 --precision fp32,int8 --imgsz 320,640   (INT8 against FP32, side by side)
+      rtseg bench --ray HEAD:6379 --source a.mp4,b.mp4 --ray-workers 1,2,4 --json scaling.json --plot scaling.png
     """
     _setup_logging(False)
     apply_trust(trust)
+    if ray is not None or ray_workers is not None or out_dir is not None or split is not None:
+        from rtseg.cli.ray_run import bench_ray  # a Ray cluster's scaling curve
+
+        raise typer.Exit(bench_ray(dict(locals())))
     import json
 
     from rtseg.bench.core import format_table, parse_synthetic, plot, run_bench

@@ -15,7 +15,7 @@ import typer
 from rtseg.cli.common import TRUST_WEIGHTS_HELP, apply_trust, fail, setup_logging
 from rtseg.cli.edge import guard
 from rtseg.cli.options import ranged
-from rtseg.cli.ray_run import CpusPerWorker, GpusPerWorker, OutDir, RayAddress, RayWorkers, Retries
+from rtseg.cli.ray_run import CpusPerWorker, GpusPerWorker, OutDir, RayAddress, RayWorkers, Retries, Split
 from rtseg.config import FULL_MODEL_HINT, check_options
 from rtseg.errors import RtsegError
 from rtseg.tracking import TRACKERS
@@ -318,7 +318,9 @@ def run(
                                                  rich_help_panel="Live")] = 10.0,
     segment: Annotated[Optional[str], typer.Option(help="Start a new --out video and --jsonl file every so long "
                                                    "(90s, 10m, 1h): OUT_000.mp4, OUT_001.mp4, ... for runs of "
-                                                   "days.", rich_help_panel="Live")] = None,
+                                                   "days. With --ray: the length of a live stream's parts, each "
+                                                   "published when finished (default 1m).",
+                                                   rich_help_panel="Live")] = None,
     zones: Annotated[Optional[Path], typer.Option(help="YAML/JSON file of named zones and lines (fractions of the "
                                                    "frame or pixels; per source if wanted): see README, "
                                                    "Analytics.", rich_help_panel="Analytics")] = None,
@@ -363,6 +365,7 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what each stage does.")] = False,
     ray: RayAddress = None, out_dir: OutDir = None, ray_workers: RayWorkers = None,
     cpus_per_worker: CpusPerWorker = 1.0, gpus_per_worker: GpusPerWorker = None, retries: Retries = 2,
+    split: Split = None,
 ) -> None:
     """Segment every frame of SOURCE and write annotated video, a window, JSON Lines and/or frames.
 
@@ -397,7 +400,7 @@ def run(
     check_options(trails=trails, max_frames=max_frames, batch=batch, alpha=alpha, semantic_alpha=semantic_alpha,
                   image_fps=image_fps, every=every, reconnect=reconnect, stall_timeout=stall_timeout,
                   **model_options)
-    if ray is not None or out_dir is not None:  # across a Ray cluster: rtseg.cli.ray_run
+    if ray is not None or out_dir is not None or split is not None:  # across a Ray cluster: rtseg.cli.ray_run
         from rtseg.cli.ray_run import run_ray
 
         raise typer.Exit(run_ray(sources, dict(locals()), model_options))
