@@ -46,7 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("task", choices=("pets", "aerial"))
     parser.add_argument("--arch", default="Linknet")
-    parser.add_argument("--encoder", default="mobilenet_v2")
+    parser.add_argument("--encoder", default=None, help="smp encoder (default: the architecture's, mobilenet_v2)")
     parser.add_argument("--loss", default="ce+dice")
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--epochs", type=int, default=200)
