@@ -43,6 +43,33 @@ def write_video(path: Path, frames: int = 30, size_wh: tuple[int, int] = (320, 2
     return path
 
 
+def zidane_clip(path: Path, size_wh: tuple[int, int], frames: int) -> Path:
+    """``frames`` copies of Ultralytics' zidane.jpg (people the test and bundled models find), resized, in an
+    MJPEG AVI at 10 FPS."""
+    from ultralytics.utils import ASSETS
+
+    image = cv2.resize(cv2.imread(str(Path(ASSETS) / "zidane.jpg")), size_wh)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, size_wh)
+    for _ in range(frames):
+        writer.write(image)
+    writer.release()
+    return path
+
+
+def road_model(path: Path) -> Path:
+    """A semantic U-Net checkpoint whose head says "road" (class 1) everywhere: a known semantic region."""
+    import torch
+
+    from rtseg.models.zoo import build_semantic, save_semantic
+
+    net, info = build_semantic("Unet", names=["background", "road"], imgsz=128)
+    head = net.net.segmentation_head[0]
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.copy_(torch.tensor([0.0, 5.0]))
+    return save_semantic(path, net, info)
+
+
 def count_frames(path: Path) -> tuple[int, tuple[int, int]]:
     """Decode a video with OpenCV: (frame count, (height, width))."""
     cap = cv2.VideoCapture(str(path))

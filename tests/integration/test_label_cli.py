@@ -14,6 +14,7 @@ import pytest
 
 from rtseg.data.datasets import load_dataset
 from tests.support import YOLO11_WEIGHTS, read_tty, run_cli, spawn_cli_tty
+from tests.support import zidane_clip as make_zidane_clip
 
 SIZE_WH = (320, 180)
 MODEL = ["--model", str(YOLO11_WEIGHTS), "--backend", "torch", "--conf", "0.1"]
@@ -22,15 +23,7 @@ MODEL = ["--model", str(YOLO11_WEIGHTS), "--backend", "torch", "--conf", "0.1"]
 @pytest.fixture(scope="module")
 def zidane_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six frames of Ultralytics' zidane.jpg: the test model finds 4 people, scored 0.11 to 0.17."""
-    from ultralytics.utils import ASSETS
-
-    image = cv2.resize(cv2.imread(str(Path(ASSETS) / "zidane.jpg")), SIZE_WH)
-    path = tmp_path_factory.mktemp("clip") / "zidane.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, SIZE_WH)
-    for _ in range(6):
-        writer.write(image)
-    writer.release()
-    return path
+    return make_zidane_clip(tmp_path_factory.mktemp("clip") / "zidane.avi", SIZE_WH, 6)
 
 
 def data_names(coco_dir: Path) -> tuple[str, ...]:

@@ -10,24 +10,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from rtseg.models.zoo import build_semantic, save_semantic
 from rtseg.postprocess.boundaries import boundary_map
 from rtseg.postprocess.panoptic import ids_to_rgb, rgb_to_ids
 from tests.panoptic_reference import reference_pq_compute
 from tests.support import YOLO11_WEIGHTS, read_tty, run_cli, spawn_cli_tty
+from tests.support import road_model as make_road_model
 
 
 @pytest.fixture(scope="module")
 def road_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A U-Net whose head says "road" (class 1) everywhere: stuff wherever no instance is."""
-    net, info = build_semantic("Unet", names=["background", "road"], imgsz=128)
-    head = net.net.segmentation_head[0]
-    with torch.no_grad():
-        head.weight.zero_()
-        head.bias.copy_(torch.tensor([0.0, 5.0]))
-    return save_semantic(tmp_path_factory.mktemp("sem") / "road.pt", net, info)
+    return make_road_model(tmp_path_factory.mktemp("sem") / "road.pt")
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 from pycocotools import mask as mask_utils
 
 from rtseg.models.yolo_seg import YoloSegModel
-from rtseg.models.zoo import build_semantic, save_semantic
 from rtseg.pipeline.loading import load_runtime
 from tests.support import YOLO11_WEIGHTS, count_frames, run_cli
+from tests.support import road_model as make_road_model
+from tests.support import zidane_clip as make_zidane_clip
 
 SIZE_WH = (640, 480)
 
@@ -22,26 +22,13 @@ SIZE_WH = (640, 480)
 @pytest.fixture(scope="module")
 def road_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A U-Net whose head is forced to say "road" (class 1) everywhere: a known semantic region."""
-    net, info = build_semantic("Unet", names=["background", "road"], imgsz=128)
-    head = net.net.segmentation_head[0]
-    with torch.no_grad():
-        head.weight.zero_()
-        head.bias.copy_(torch.tensor([0.0, 5.0]))
-    return save_semantic(tmp_path_factory.mktemp("sem") / "road.pt", net, info)
+    return make_road_model(tmp_path_factory.mktemp("sem") / "road.pt")
 
 
 @pytest.fixture(scope="module")
 def zidane_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Ten frames of Ultralytics' zidane.jpg, in which the bundled model finds 4 people at conf 0.1."""
-    from ultralytics.utils import ASSETS
-
-    image = cv2.resize(cv2.imread(str(Path(ASSETS) / "zidane.jpg")), SIZE_WH)
-    path = tmp_path_factory.mktemp("clip") / "zidane.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, SIZE_WH)
-    for _ in range(10):
-        writer.write(image)
-    writer.release()
-    return path
+    return make_zidane_clip(tmp_path_factory.mktemp("clip") / "zidane.avi", SIZE_WH, 10)
 
 
 def _frame(video: Path, index: int = 5) -> np.ndarray:
