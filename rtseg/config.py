@@ -4,6 +4,8 @@ numeric option (:data:`LIMITS`, checked by :func:`check_options`)."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import numbers
 import os
@@ -27,6 +29,20 @@ def cache_dir() -> Path:
     """Where rtseg keeps derived files (exported models, what a checkpoint holds): ``$RTSEG_CACHE``, else
     ``~/.cache/rtseg``."""
     return Path(os.environ.get("RTSEG_CACHE") or Path.home() / ".cache" / "rtseg")
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's content (hex): the key of what the cache derives from it. Computed once per file
+    version in a process (keyed by path, size and modification time): a run looks a ``.pt`` up twice, for what
+    it holds and for its ONNX export."""
+    path = Path(path)
+    stat = path.stat()
+    return _digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def quiet_environment() -> None:

@@ -6,7 +6,6 @@ so that ``rtseg run --model x.onnx`` needs no side files.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import logging
 import os
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from rtseg.backends.base import INSTANCE_METADATA_KEY, ModelInfo
 from rtseg.backends.registry import FORMATS, _import
-from rtseg.config import __version__, cache_dir
+from rtseg.config import __version__, cache_dir, file_digest
 from rtseg.errors import ConfigError, ModelError
 from rtseg.models.task import model_task
 
@@ -99,7 +98,7 @@ def cached_onnx(weights: str, *, nms: bool | None = None) -> Path | None:
     imports neither PyTorch nor Ultralytics (their versions are read from the installed metadata).
     """
     path = Path(weights)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    digest = file_digest(path)[:16]
     head = "no-nms" if nms is False else "nms"  # the graph holds the head: one export per mode
     target = (cache_dir() / "onnx"
               / f"{path.stem}-{digest}-{head}-rtseg{__version__}-ul{_ultralytics_version()}.onnx")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 from rtseg.backends.base import SEMANTIC_METADATA_KEY
 from rtseg.backends.trt_meta import read_engine_meta
-from rtseg.config import cache_dir
+from rtseg.config import cache_dir, file_digest
 
 
 def model_task(model: str | Path) -> str:
@@ -56,7 +55,7 @@ def _checkpoint_task(path: Path) -> str:
     from rtseg.backends.weights import weights_trusted
 
     try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = file_digest(path)
     except OSError:
         digest = None  # unreadable: load_weights says why
     memo = cache_dir() / "task" / f"{digest}.txt" if digest else None

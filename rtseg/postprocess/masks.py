@@ -76,6 +76,16 @@ def _frame_maps(image_hw: tuple[int, int], proto_hw: tuple[int, int], input_hw: 
     return rows.astype(np.float32), cols.astype(np.float32), bands[0], bands[1]
 
 
+@lru_cache(maxsize=16)
+def _maps_on(image_hw: tuple[int, int], proto_hw: tuple[int, int], input_hw: tuple[int, int], device: str
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_frame_maps`' row and column maps as tensors on ``device``, copied there once per geometry."""
+    import torch
+
+    rows, cols, _, _ = _frame_maps(image_hw, proto_hw, input_hw)
+    return torch.from_numpy(rows).to(device), torch.from_numpy(cols).to(device)
+
+
 def box_local_masks(protos: torch.Tensor | np.ndarray, coefs: torch.Tensor | np.ndarray,
                     boxes_xyxy: torch.Tensor | np.ndarray,
                     lb: Letterbox, *, keep_on_device: bool = False) -> tuple[InstanceMasks, np.ndarray]:
@@ -104,7 +114,7 @@ def box_local_masks(protos: torch.Tensor | np.ndarray, coefs: torch.Tensor | np.
                          _clip_bounds(bounds, w, h), rows, cols, row_band, col_band)
     import torch
 
-    rows, cols = torch.from_numpy(rows).to(protos.device), torch.from_numpy(cols).to(protos.device)
+    rows, cols = _maps_on(lb.image_hw, tuple(protos.shape[1:]), lb.input_hw, str(protos.device))
     bounds = torch.ceil(boxes_xyxy).clamp_min(0).to(torch.int64).cpu().numpy()
     bounds[:, [0, 2]] = bounds[:, [0, 2]].clip(0, w)
     bounds[:, [1, 3]] = bounds[:, [1, 3]].clip(0, h)
